@@ -1,0 +1,165 @@
+// The pybind11 module: thin bindings only. C++ exceptions become Python exceptions
+// (std::invalid_argument -> ValueError), so bad input never aborts the interpreter.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <tuple>
+
+#include "arch/arch.h"
+#include "regions/linear_regions.h"
+
+#ifdef PYDDSAR_WITH_CUDA
+#include "device_info.h"
+#endif
+
+namespace py = pybind11;
+using namespace pyddsar;
+
+namespace {
+
+py::int_ to_python_int(const BigUInt& v) {
+  const std::string hex = v.to_hex();
+  PyObject* obj = PyLong_FromString(hex.c_str(), nullptr, 16);
+  if (!obj) throw py::error_already_set();
+  return py::reinterpret_steal<py::int_>(obj);
+}
+
+ConvLayer make_layer(int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1) {
+  ConvLayer layer{h0, w0, d0, f1, f2, stride, d1};
+  layer.validate();
+  return layer;
+}
+
+DpLimits make_limits(int64_t max_states) {
+  DpLimits limits;
+  if (max_states > 0) limits.max_states = max_states;
+  return limits;
+}
+
+}  // namespace
+
+namespace {
+
+using BlockTuple = std::tuple<int, int, int, int, int, int, int, int>;  // type kernel in out stride btn layers E
+
+// A distinct type for Python (a bare std::vector would be converted to a list by pybind11/stl.h).
+struct NativeArch {
+  Arch arch;
+};
+
+NativeArch arch_from_tuples(const std::vector<BlockTuple>& blocks) {
+  Arch arch;
+  for (const auto& t : blocks) {
+    Block b;
+    int type = std::get<0>(t);
+    if (type < 0 || type > 3) throw std::invalid_argument("block type code must be 0..3");
+    b.type = static_cast<BlockType>(type);
+    std::tie(std::ignore, b.kernel, b.in, b.out, b.stride, b.bottleneck, b.layers, b.expansion) = t;
+    arch.push_back(b);
+  }
+  validate(arch);
+  return NativeArch{arch};
+}
+
+void check_resolution(int64_t width, int64_t height) {
+  if (width <= 0 || height <= 0 || width > 100000 || height > 100000)
+    throw std::invalid_argument("resolution must be positive and at most 100000, got " + std::to_string(width) + "x" +
+                                std::to_string(height));
+}
+
+void bind_arch(py::module_& m) {
+  py::class_<NativeArch>(m, "NativeArch")
+      .def(py::init(&arch_from_tuples), py::arg("blocks"))
+      .def(
+          "flops",
+          [](const NativeArch& n, int64_t width, int64_t height) {
+            check_resolution(width, height);
+            return arch_cost(n.arch, width, height).flops;
+          },
+          py::arg("width"), py::arg("height"))
+      .def("params", [](const NativeArch& n) { return arch_cost(n.arch, 32, 32).params; })
+      .def(
+          "breakdown",
+          [](const NativeArch& n, int64_t width, int64_t height) {
+            check_resolution(width, height);
+            std::vector<Cost> per_block;
+            arch_cost(n.arch, width, height, &per_block);
+            std::vector<std::pair<int64_t, int64_t>> out;
+            for (const Cost& c : per_block) out.emplace_back(c.flops, c.params);
+            return out;
+          },
+          py::arg("width"), py::arg("height"))
+      .def(
+          "convs",
+          [](const NativeArch& n, int64_t width, int64_t height) {
+            check_resolution(width, height);
+            py::list out;
+            for (const ConvOp& op : expand(n.arch, width, height))
+              out.append(py::dict(py::arg("block") = op.block, py::arg("cin") = op.cin, py::arg("cout") = op.cout,
+                                  py::arg("kernel") = op.kernel, py::arg("stride") = op.stride,
+                                  py::arg("groups") = op.groups, py::arg("h_in") = op.h_in,
+                                  py::arg("w_in") = op.w_in, py::arg("h_out") = op.h_out,
+                                  py::arg("w_out") = op.w_out, py::arg("shortcut") = op.shortcut));
+            return out;
+          },
+          py::arg("width"), py::arg("height"))
+      .def(
+          "flops_repeated",
+          [](const NativeArch& n, int64_t width, int64_t height, int64_t repeats) {
+            // For benchmarks: the native cost walk `repeats` times, no Python in between.
+            check_resolution(width, height);
+            int64_t acc = 0;
+            py::gil_scoped_release release;
+            for (int64_t i = 0; i < repeats; ++i) acc += arch_cost(n.arch, width, height).flops;
+            return acc;
+          },
+          py::arg("width"), py::arg("height"), py::arg("repeats"));
+  m.def("round8", &round8);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "pyddsar native core";
+
+  m.def(
+      "linear_regions",
+      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, int64_t max_states) {
+        ConvLayer layer = make_layer(h0, w0, d0, f1, f2, stride, d1);
+        BigUInt n;
+        {
+          py::gil_scoped_release release;
+          n = count_linear_regions(layer, make_limits(max_states));
+        }
+        return to_python_int(n);
+      },
+      py::arg("h0"), py::arg("w0"), py::arg("d0"), py::arg("f1"), py::arg("f2"), py::arg("stride"), py::arg("d1"),
+      py::arg("max_states") = 0);
+
+  m.def(
+      "log_linear_regions",
+      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, int64_t max_states) {
+        ConvLayer layer = make_layer(h0, w0, d0, f1, f2, stride, d1);
+        py::gil_scoped_release release;
+        return log_linear_regions(layer, make_limits(max_states));
+      },
+      py::arg("h0"), py::arg("w0"), py::arg("d0"), py::arg("f1"), py::arg("f2"), py::arg("stride"), py::arg("d1"),
+      py::arg("max_states") = 0);
+
+  m.def("built_with_cuda", []() {
+#ifdef PYDDSAR_WITH_CUDA
+    return true;
+#else
+    return false;
+#endif
+  });
+  m.def("cuda_device_count", []() {
+#ifdef PYDDSAR_WITH_CUDA
+    return cuda_device_count();
+#else
+    return 0;
+#endif
+  });
+
+  bind_arch(m);
+}

@@ -1,0 +1,5 @@
+#pragma once
+
+namespace pyddsar {
+int cuda_device_count();
+}

@@ -1,0 +1,25 @@
+"""pyddsar: lightweight face detector design (DamoFD's DDSAR search, ASFD) with a C++/CUDA core.
+
+Heavy dependencies (torch) are imported only by the modules that need them.
+"""
+
+from ._version import __version__
+from .arch import Arch, Block, presets
+from .backends import backends, cuda_device_count, has_cuda
+from .regions import LowerBound, linear_regions, linear_regions_lower_bound, log_linear_regions
+from .arrangement import count_arrangement_regions
+
+__all__ = [
+    "__version__",
+    "Arch",
+    "Block",
+    "presets",
+    "has_cuda",
+    "cuda_device_count",
+    "backends",
+    "linear_regions",
+    "log_linear_regions",
+    "linear_regions_lower_bound",
+    "LowerBound",
+    "count_arrangement_regions",
+]

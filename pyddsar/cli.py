@@ -1,0 +1,104 @@
+"""The `pyddsar` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+
+
+def _shape(text: str) -> tuple:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected HxWxD such as 5x5x1, got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def _kernel(text: str):
+    parts = text.lower().split("x")
+    if not all(p.strip().isdigit() for p in parts) or len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected K or KHxKW such as 3 or 3x2, got {text!r}")
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+
+
+def _cmd_regions(args) -> int:
+    from .regions import linear_regions, log_linear_regions
+
+    if args.log_only:
+        value, log = None, log_linear_regions(args.input, args.kernel, args.stride, args.filters)
+    else:
+        value = linear_regions(args.input, args.kernel, args.stride, args.filters)
+        log = log_linear_regions(args.input, args.kernel, args.stride, args.filters)
+    h0, w0, _ = args.input
+    k = args.kernel if isinstance(args.kernel, tuple) else (args.kernel, args.kernel)
+    grid = ((h0 - k[0]) // args.stride + 1, (w0 - k[1]) // args.stride + 1)
+    if args.json:
+        print(json.dumps({"regions": value, "log": log, "output_grid": list(grid)}))
+    else:
+        print(f"output grid: {grid[0]}x{grid[1]}")
+        if value is not None:
+            print(f"linear regions: {value}")
+        print(f"ln(regions): {log:.6f}")
+    return 0
+
+
+def _cmd_arch(args) -> int:
+    from .arch import Arch, presets
+
+    arch = presets[args.preset] if args.preset else Arch.parse(args.text)
+    res = tuple(args.resolution)
+    if args.json:
+        out = arch.to_dict()
+        out.update(structure=str(arch), flops=arch.flops(res), params=arch.params(), resolution=list(res))
+        print(json.dumps(out))
+        return 0
+    print(str(arch))
+    print(arch.to_table())
+    for row in arch.flops_breakdown(res):
+        print(f"  block {row['block']}: {row['flops'] / 1e6:10.3f} MFLOPs  {row['params']:>10,d} params")
+    print(f"total: {arch.flops(res) / 1e6:.3f} MFLOPs at {res[0]}x{res[1]}, {arch.params():,d} params")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyddsar", description="Lightweight face detector design (DDSAR / DamoFD, ASFD).")
+    p.add_argument("--version", action="version", version=f"pyddsar {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    r = sub.add_parser("regions", help="exact number of linear regions of a one-layer ReLU CNN (Theorem 1)")
+    r.add_argument("--input", type=_shape, required=True, help="input HxWxD, e.g. 5x5x1")
+    r.add_argument("--kernel", type=_kernel, required=True, help="kernel K or KHxKW")
+    r.add_argument("--stride", type=int, default=1)
+    r.add_argument("--filters", type=int, required=True, help="number of filters d1")
+    r.add_argument("--log-only", action="store_true", help="only the natural log (no big integer)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_cmd_regions)
+
+    a = sub.add_parser("arch", help="parse an architecture and print its table, FLOPs and parameters")
+    g = a.add_mutually_exclusive_group(required=True)
+    g.add_argument("text", nargs="?", help="structure string, table or JSON")
+    g.add_argument("--preset", help="ddsar-0.5g, ddsar-2.5g, ddsar-10g or ddsar-34g")
+    a.add_argument("--resolution", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=_cmd_arch)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except (ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"pyddsar {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,6 @@ from ._version import __version__
 from .arch import Arch, Block, presets
 from .backends import backends, cuda_device_count, has_cuda
 from .regions import LowerBound, linear_regions, linear_regions_lower_bound, log_linear_regions
-from .arrangement import count_arrangement_regions
 
 __all__ = [
     "__version__",
@@ -21,5 +20,4 @@ __all__ = [
     "log_linear_regions",
     "linear_regions_lower_bound",
     "LowerBound",
-    "count_arrangement_regions",
 ]

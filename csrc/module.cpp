@@ -15,6 +15,8 @@
 namespace py = pybind11;
 using namespace pyddsar;
 
+void bind_ops(py::module_& m);  // csrc/ops/ops_bindings.cpp
+
 namespace {
 
 py::int_ to_python_int(const BigUInt& v) {
@@ -162,4 +164,5 @@ PYBIND11_MODULE(_core, m) {
   });
 
   bind_arch(m);
+  bind_ops(m);
 }

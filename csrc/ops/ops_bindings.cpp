@@ -1,0 +1,114 @@
+// pybind11 bindings of the detection kernels: thin wrappers taking tensor addresses (uintptr_t from
+// tensor.data_ptr()), sizes and, for CUDA, the device index and a cudaStream_t as an integer.
+// pyddsar/ops.py allocates every output and validates tensors before calling these.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "ops/ops.h"
+
+#ifdef PYDDSAR_WITH_CUDA
+#include "ops_cuda.h"
+#endif
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename T>
+T* ptr(uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+void check_same_length(const std::vector<int64_t>& a, const std::vector<int64_t>& b, const char* what) {
+  if (a.size() != b.size()) throw std::invalid_argument(std::string(what) + " must have the same length");
+}
+
+}  // namespace
+
+void bind_ops(py::module_& m) {
+  using namespace pyddsar::ops;
+
+  m.def(
+      "anchor_count",
+      [](const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, int64_t per_location) {
+        check_same_length(heights, widths, "heights and widths");
+        return anchor_count(heights.data(), widths.data(), static_cast<int64_t>(heights.size()), per_location);
+      },
+      py::arg("heights"), py::arg("widths"), py::arg("per_location"));
+  m.def(
+      "anchors_cpu",
+      [](const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, const std::vector<int64_t>& strides,
+         const std::vector<float>& sizes, int64_t num_sizes, uintptr_t out) {
+        check_same_length(heights, widths, "heights and widths");
+        check_same_length(heights, strides, "heights and strides");
+        if (num_sizes <= 0 || sizes.size() != heights.size() * static_cast<size_t>(num_sizes))
+          throw std::invalid_argument("sizes must hold num_sizes anchor sides per level");
+        anchors_cpu(heights.data(), widths.data(), strides.data(), sizes.data(), static_cast<int64_t>(heights.size()),
+                    num_sizes, ptr<float>(out));
+      },
+      py::arg("heights"), py::arg("widths"), py::arg("strides"), py::arg("sizes"), py::arg("num_sizes"),
+      py::arg("out"));
+  m.def(
+      "anchor_centers_cpu",
+      [](const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, const std::vector<int64_t>& strides,
+         int64_t num_anchors, uintptr_t out) {
+        check_same_length(heights, widths, "heights and widths");
+        check_same_length(heights, strides, "heights and strides");
+        anchor_centers_cpu(heights.data(), widths.data(), strides.data(), static_cast<int64_t>(heights.size()),
+                           num_anchors, ptr<float>(out));
+      },
+      py::arg("heights"), py::arg("widths"), py::arg("strides"), py::arg("num_anchors"), py::arg("out"));
+  m.def(
+      "distance2bbox_cpu",
+      [](uintptr_t points, uintptr_t distances, int64_t n, bool clamp, float max_h, float max_w, uintptr_t out) {
+        py::gil_scoped_release release;
+        distance2bbox_cpu(ptr<const float>(points), ptr<const float>(distances), n, clamp, max_h, max_w,
+                          ptr<float>(out));
+      },
+      py::arg("points"), py::arg("distances"), py::arg("n"), py::arg("clamp"), py::arg("max_h"), py::arg("max_w"),
+      py::arg("out"));
+  m.def(
+      "bbox2distance_cpu",
+      [](uintptr_t points, uintptr_t boxes, int64_t n, float max_dis, float eps, uintptr_t out) {
+        py::gil_scoped_release release;
+        bbox2distance_cpu(ptr<const float>(points), ptr<const float>(boxes), n, max_dis, eps, ptr<float>(out));
+      },
+      py::arg("points"), py::arg("boxes"), py::arg("n"), py::arg("max_dis"), py::arg("eps"), py::arg("out"));
+  m.def(
+      "box_iou_cpu",
+      [](uintptr_t a, int64_t n, uintptr_t b, int64_t mm, uintptr_t out) {
+        py::gil_scoped_release release;
+        box_iou_cpu(ptr<const float>(a), n, ptr<const float>(b), mm, ptr<float>(out));
+      },
+      py::arg("a"), py::arg("n"), py::arg("b"), py::arg("m"), py::arg("out"));
+  m.def(
+      "nms_cpu",
+      [](uintptr_t boxes, uintptr_t scores, uintptr_t idxs, int64_t n, double iou_threshold, uintptr_t keep) {
+        py::gil_scoped_release release;
+        return nms_cpu(ptr<const float>(boxes), ptr<const float>(scores), ptr<const int64_t>(idxs), n, iou_threshold,
+                       ptr<int64_t>(keep));
+      },
+      py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("n"), py::arg("iou_threshold"), py::arg("keep"),
+      "idxs = 0 for plain NMS; returns the number of kept indices written to keep");
+  m.def(
+      "atss_assign_cpu",
+      [](uintptr_t anchors, int64_t num_anchors, const std::vector<int64_t>& level_sizes, uintptr_t gt, int64_t num_gt,
+         uintptr_t ignore, int64_t num_ignore, double ignore_iof_thr, int64_t topk, int inside_mode,
+         uintptr_t assigned, uintptr_t max_iou) {
+        py::gil_scoped_release release;
+        atss_assign_cpu(ptr<const float>(anchors), num_anchors, level_sizes.data(),
+                        static_cast<int64_t>(level_sizes.size()), ptr<const float>(gt), num_gt,
+                        ptr<const float>(ignore), num_ignore, ignore_iof_thr, topk, inside_mode,
+                        ptr<int64_t>(assigned), ptr<float>(max_iou));
+      },
+      py::arg("anchors"), py::arg("num_anchors"), py::arg("level_sizes"), py::arg("gt"), py::arg("num_gt"),
+      py::arg("ignore"), py::arg("num_ignore"), py::arg("ignore_iof_thr"), py::arg("topk"), py::arg("inside_mode"),
+      py::arg("assigned"), py::arg("max_iou"));
+
+#ifdef PYDDSAR_WITH_CUDA
+  bind_ops_cuda(m);  // defined below
+#endif
+}

@@ -596,9 +596,14 @@ def atss_assign(
         pairs.append((ignore, "ignore"))
     _same(pairs)
     try:
-        levels = [int(v) for v in num_anchors_per_level]
-    except (TypeError, ValueError):
-        raise ValueError(f"num_anchors_per_level must be a sequence of integers, got {num_anchors_per_level!r}") from None
+        levels = list(num_anchors_per_level)
+    except TypeError:
+        levels = None
+    if isinstance(num_anchors_per_level, (str, bytes)) or levels is None or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in levels
+    ):
+        raise ValueError(f"num_anchors_per_level must be a sequence of integers, got {num_anchors_per_level!r}")
+    levels = [int(v) for v in levels]
     if not levels or any(v < 0 for v in levels):
         raise ValueError(f"num_anchors_per_level must be non-empty and non-negative, got {levels}")
     if sum(levels) != anchors.shape[0]:

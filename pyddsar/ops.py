@@ -401,7 +401,7 @@ def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Te
         sb = b[order].contiguous()
         sc = c[order].contiguous() if c is not None else None
         words = (n + 63) // 64
-        mask = torch.empty(n * words, dtype=torch.int64, device=b.device)
+        mask = torch.empty(n * words + words, dtype=torch.int64, device=b.device)  # mask rows + removed set
         keep = torch.empty(n, dtype=torch.int64, device=b.device)
         count = torch.empty(1, dtype=torch.int64, device=b.device)
         dev, stream = _launch(b)

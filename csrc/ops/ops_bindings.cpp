@@ -109,6 +109,67 @@ void bind_ops(py::module_& m) {
       py::arg("assigned"), py::arg("max_iou"));
 
 #ifdef PYDDSAR_WITH_CUDA
-  bind_ops_cuda(m);  // defined below
+  m.def(
+      "anchors_cuda",
+      [](const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, const std::vector<int64_t>& strides,
+         const std::vector<float>& sizes, int64_t num_sizes, uintptr_t out, int device, uintptr_t stream) {
+        anchors_cuda(heights, widths, strides, sizes, num_sizes, false, ptr<float>(out), device, stream);
+      },
+      py::arg("heights"), py::arg("widths"), py::arg("strides"), py::arg("sizes"), py::arg("num_sizes"),
+      py::arg("out"), py::arg("device"), py::arg("stream"));
+  m.def(
+      "anchor_centers_cuda",
+      [](const std::vector<int64_t>& heights, const std::vector<int64_t>& widths, const std::vector<int64_t>& strides,
+         int64_t num_anchors, uintptr_t out, int device, uintptr_t stream) {
+        anchors_cuda(heights, widths, strides, {}, num_anchors, true, ptr<float>(out), device, stream);
+      },
+      py::arg("heights"), py::arg("widths"), py::arg("strides"), py::arg("num_anchors"), py::arg("out"),
+      py::arg("device"), py::arg("stream"));
+  m.def(
+      "distance2bbox_cuda",
+      [](uintptr_t points, uintptr_t distances, int64_t n, bool clamp, float max_h, float max_w, uintptr_t out,
+         int device, uintptr_t stream) {
+        distance2bbox_cuda(ptr<const float>(points), ptr<const float>(distances), n, clamp, max_h, max_w,
+                           ptr<float>(out), device, stream);
+      },
+      py::arg("points"), py::arg("distances"), py::arg("n"), py::arg("clamp"), py::arg("max_h"), py::arg("max_w"),
+      py::arg("out"), py::arg("device"), py::arg("stream"));
+  m.def(
+      "bbox2distance_cuda",
+      [](uintptr_t points, uintptr_t boxes, int64_t n, float max_dis, float eps, uintptr_t out, int device,
+         uintptr_t stream) {
+        bbox2distance_cuda(ptr<const float>(points), ptr<const float>(boxes), n, max_dis, eps, ptr<float>(out),
+                           device, stream);
+      },
+      py::arg("points"), py::arg("boxes"), py::arg("n"), py::arg("max_dis"), py::arg("eps"), py::arg("out"),
+      py::arg("device"), py::arg("stream"));
+  m.def(
+      "box_iou_cuda",
+      [](uintptr_t a, int64_t n, uintptr_t b, int64_t mm, uintptr_t out, int device, uintptr_t stream) {
+        box_iou_cuda(ptr<const float>(a), n, ptr<const float>(b), mm, ptr<float>(out), device, stream);
+      },
+      py::arg("a"), py::arg("n"), py::arg("b"), py::arg("m"), py::arg("out"), py::arg("device"), py::arg("stream"));
+  m.def(
+      "nms_cuda",
+      [](uintptr_t sorted_boxes, uintptr_t sorted_idxs, int64_t n, double iou_threshold, uintptr_t workspace,
+         uintptr_t keep, uintptr_t count, int device, uintptr_t stream) {
+        nms_cuda(ptr<const float>(sorted_boxes), ptr<const int64_t>(sorted_idxs), n, iou_threshold,
+                 ptr<uint64_t>(workspace), ptr<int64_t>(keep), ptr<int64_t>(count), device, stream);
+      },
+      py::arg("sorted_boxes"), py::arg("sorted_idxs"), py::arg("n"), py::arg("iou_threshold"), py::arg("workspace"),
+      py::arg("keep"), py::arg("count"), py::arg("device"), py::arg("stream"));
+  m.def(
+      "atss_assign_cuda",
+      [](uintptr_t anchors, int64_t num_anchors, const std::vector<int64_t>& level_sizes, uintptr_t gt, int64_t num_gt,
+         uintptr_t ignore, int64_t num_ignore, double ignore_iof_thr, int64_t topk, int inside_mode, uintptr_t flags,
+         uintptr_t best, uintptr_t assigned, uintptr_t max_iou, int device, uintptr_t stream) {
+        atss_assign_cuda(ptr<const float>(anchors), num_anchors, level_sizes, ptr<const float>(gt), num_gt,
+                         ptr<const float>(ignore), num_ignore, ignore_iof_thr, topk, inside_mode, ptr<uint8_t>(flags),
+                         ptr<uint64_t>(best), ptr<int64_t>(assigned), ptr<float>(max_iou), device, stream);
+      },
+      py::arg("anchors"), py::arg("num_anchors"), py::arg("level_sizes"), py::arg("gt"), py::arg("num_gt"),
+      py::arg("ignore"), py::arg("num_ignore"), py::arg("ignore_iof_thr"), py::arg("topk"), py::arg("inside_mode"),
+      py::arg("flags"), py::arg("best"), py::arg("assigned"), py::arg("max_iou"), py::arg("device"),
+      py::arg("stream"));
 #endif
 }

@@ -7,6 +7,7 @@ from ._version import __version__
 from .arch import Arch, Block, presets
 from .backends import backends, cuda_device_count, has_cuda
 from .regions import LowerBound, linear_regions, linear_regions_lower_bound, log_linear_regions
+from .stage_weights import stage_weights  # torch is imported only when it is called
 
 __all__ = [
     "__version__",
@@ -20,4 +21,5 @@ __all__ = [
     "log_linear_regions",
     "linear_regions_lower_bound",
     "LowerBound",
+    "stage_weights",
 ]

@@ -62,6 +62,22 @@ def _cmd_arch(args) -> int:
     return 0
 
 
+def _cmd_lambdas(args) -> int:
+    from .data.widerface_gt import read_gt
+    from .stage_weights import stage_weights
+
+    images = read_gt(args.gt, args.format)
+    sizes = [g.image_size for g in images]
+    result = stage_weights([g.boxes for g in images], sizes, inside=args.inside)
+    if args.json:
+        out = result.to_dict()
+        out.update(gt=args.gt, inside=args.inside)
+        print(json.dumps(out))
+    else:
+        print(result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyddsar", description="Lightweight face detector design (DDSAR / DamoFD, ASFD).")
     p.add_argument("--version", action="version", version=f"pyddsar {__version__}")
@@ -83,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resolution", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_arch)
+
+    lam = sub.add_parser("lambdas", help="stage weights lambda_1..lambda_5 from WIDER-style ground truth (ATSS)")
+    lam.add_argument("--gt", required=True, help="wider_face_val.mat, wider_face_*_bbx_gt.txt or label.txt")
+    lam.add_argument("--format", choices=["auto", "mat", "txt", "label"], default="auto")
+    lam.add_argument("--inside", choices=["scrfd", "mmdet"], default="scrfd", help="ATSS inside test")
+    lam.add_argument("--json", action="store_true")
+    lam.set_defaults(func=_cmd_lambdas)
     return p
 
 

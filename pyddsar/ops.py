@@ -388,8 +388,9 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
 
 
 def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Tensor], thr: float) -> torch.Tensor:
-    _check_values(boxes, "boxes", boxes=True)
-    _check_values(scores, "scores", boxes=False)
+    if boxes.device.type == "cuda":  # the CPU kernel checks values itself, in the same words
+        _check_values(boxes, "boxes", boxes=True)
+        _check_values(scores, "scores", boxes=False)
     n = boxes.shape[0]
     if n == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
@@ -526,10 +527,11 @@ def _atss_op(
     ignore: Optional[torch.Tensor],
     ignore_iof_thr: float,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    _check_values(anchors, "anchors", boxes=True)
-    _check_values(gt_boxes, "gt_boxes", boxes=True)
-    if ignore is not None:
-        _check_values(ignore, "ignore", boxes=True)
+    if anchors.device.type == "cuda":  # the CPU kernel checks values itself, in the same words
+        _check_values(anchors, "anchors", boxes=True)
+        _check_values(gt_boxes, "gt_boxes", boxes=True)
+        if ignore is not None:
+            _check_values(ignore, "ignore", boxes=True)
     a, g = _f32(anchors), _f32(gt_boxes)
     ig = _f32(ignore) if ignore is not None and ignore.shape[0] else None
     n, m, k = a.shape[0], g.shape[0], (ig.shape[0] if ig is not None else 0)

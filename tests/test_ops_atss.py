@@ -147,6 +147,27 @@ def test_atss_topk_and_ignore(scrfd_anchors):
     check(a, levels, gt, ignore=torch.zeros(0, 4))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_atss_scattered_anchors(seed):
+    # anchors off any grid (the bucket search must not depend on a layout), clustered and spread out
+    g = torch.Generator().manual_seed(seed)
+    c = torch.cat([torch.rand(900, 2, generator=g) * 600, 300 + torch.randn(600, 2, generator=g) * 5])
+    side = torch.rand(1500, 1, generator=g) * 60 + 2
+    a = torch.cat([c - side / 2, c + side / 2], 1)
+    a[1400:] = a[1400:1401]  # many identical anchors: distance ties
+    gt = torch.cat([random_faces(50, seed), torch.tensor([[290.0, 290, 310, 310], [-500, -500, -400, -380]])])
+    check(a, [700, 500, 300], gt)
+    check(a, [700, 500, 300], gt, ignore=random_faces(6, seed + 9, lo=50, hi=200), topk=16)
+
+
+def test_atss_degenerate_level_spread():
+    # all centres on one line or one point: the linear scan handles the level
+    x = torch.arange(400, dtype=torch.float32)
+    line = torch.stack([x, torch.zeros(400), x + 8, torch.full((400,), 8.0)], 1)
+    point = torch.tensor([[0.0, 0, 10, 10]]).repeat(300, 1)
+    check(torch.cat([line, point]), [400, 300], torch.tensor([[10.0, 0, 30, 8], [0, 0, 9, 9]]))
+
+
 def test_atss_small_levels_and_single_candidate():
     a = torch.tensor([[0.0, 0, 10, 10], [5, 5, 15, 15], [0, 0, 30, 30]])
     gt = torch.tensor([[1.0, 1, 12, 12]])

@@ -22,8 +22,8 @@ int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, in
     const float* b = boxes + 4 * i;
     require(std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]) &&
                 std::isfinite(scores[i]),
-            "boxes and scores must be finite");
-    require(b[2] >= b[0] && b[3] >= b[1], "boxes must satisfy x2 >= x1 and y2 >= y1");
+            "boxes or scores contain NaN or infinite values");
+    require(b[2] >= b[0] && b[3] >= b[1], "boxes has boxes with x2 < x1 or y2 < y1");
   }
   // Stable order: decreasing score, equal scores by increasing index.
   std::vector<int64_t> order(static_cast<size_t>(n));

@@ -49,7 +49,8 @@ void atss_assign_cpu(const float* anchors, int64_t num_anchors, const int64_t* l
                      int64_t topk, int inside_mode, int64_t* assigned, float* max_iou);
 
 // shared argument checks ----------------------------------------------------------------------
-inline void require(bool ok, const std::string& message) {
+// (const char*: building a std::string on every call would cost more than the checks in hot loops.)
+inline void require(bool ok, const char* message) {
   if (!ok) throw std::invalid_argument(message);
 }
 

@@ -1,0 +1,1 @@
+"""Data: WIDER Face ground-truth readers (more loaders live beside them)."""

@@ -1,0 +1,166 @@
+"""WIDER Face ground-truth readers (SPEC section 5): ``wider_face_val.mat``, the official
+``wider_face_{train,val}_bbx_gt.txt`` and the RetinaFace / SCRFD ``label.txt``.
+
+Every reader returns a list of :class:`GroundTruthImage` with boxes as ``(x1, y1, x2, y2)`` float64
+arrays (``x2 = x + w``, ``y2 = y + h``), in file order. Only ``label.txt`` files whose ``#`` lines carry
+``width height`` after the path give image sizes; the other formats give ``image_size=None``.
+Malformed files raise :class:`ValueError` naming the file and line. numpy (and scipy for .mat) only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["GroundTruthImage", "read_gt", "read_mat", "read_txt", "read_label", "detect_format"]
+
+FORMATS = ("auto", "mat", "txt", "label")
+
+
+@dataclass(frozen=True)
+class GroundTruthImage:
+    path: str  # "event/name" (mat: "event/file_name" without extension)
+    boxes: np.ndarray  # [M, 4] float64, (x1, y1, x2, y2)
+    image_size: Optional[Tuple[int, int]] = None  # (width, height) when the file gives it
+
+
+def _xywh_to_xyxy(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([a[:, :2], a[:, :2] + a[:, 2:4]], axis=1)
+
+
+def read_mat(path: str) -> List[GroundTruthImage]:
+    """``wider_face_val.mat`` (keys ``event_list``, ``file_list``, ``face_bbx_list``)."""
+    try:
+        import scipy.io
+    except ImportError as e:  # pragma: no cover - scipy is a dependency
+        raise ValueError("reading .mat ground truth needs scipy") from e
+    try:
+        m = scipy.io.loadmat(path)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not a readable MATLAB file ({e})") from None
+    for key in ("event_list", "file_list", "face_bbx_list"):
+        if key not in m:
+            raise ValueError(f"{path}: no '{key}' entry; expected WIDER's wider_face_*.mat")
+    out = []
+    events, files, boxes = m["event_list"], m["file_list"], m["face_bbx_list"]
+    for e in range(len(events)):
+        event = str(events[e][0][0])
+        names, bbx = files[e][0], boxes[e][0]
+        if len(names) != len(bbx):
+            raise ValueError(f"{path}: event {event} has {len(names)} files but {len(bbx)} box lists")
+        for i in range(len(names)):
+            out.append(GroundTruthImage(f"{event}/{names[i][0][0]}", _xywh_to_xyxy(bbx[i][0])))
+    return out
+
+
+def _lines(path: str) -> List[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [ln.strip() for ln in f]
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file") from None
+
+
+def _numbers(line: str, path: str, lineno: int, at_least: int) -> List[float]:
+    try:
+        vals = [float(v) for v in line.split()]
+    except ValueError:
+        raise ValueError(f"{path}:{lineno}: expected numbers, got {line!r}") from None
+    if len(vals) < at_least:
+        raise ValueError(f"{path}:{lineno}: expected at least {at_least} numbers, got {line!r}")
+    return vals
+
+
+def read_txt(path: str) -> List[GroundTruthImage]:
+    """The official ``wider_face_*_bbx_gt.txt``: a file name, a face count, then one
+    ``x y w h blur expression illumination invalid occlusion pose`` line per face (a count of 0 is
+    followed by one line of zeros)."""
+    lines = _lines(path)
+    out, i = [], 0
+    while i < len(lines):
+        name = lines[i]
+        if not name:
+            i += 1
+            continue
+        if i + 1 >= len(lines):
+            raise ValueError(f"{path}:{i + 1}: {name!r} has no face count")
+        try:
+            count = int(lines[i + 1])
+        except ValueError:
+            raise ValueError(f"{path}:{i + 2}: expected a face count after {name!r}, got {lines[i + 1]!r}") from None
+        if count < 0:
+            raise ValueError(f"{path}:{i + 2}: negative face count {count}")
+        rows = max(count, 1)
+        if i + 2 + rows > len(lines):
+            raise ValueError(f"{path}:{i + 2}: {name!r} announces {count} faces but the file ends")
+        faces = [_numbers(lines[i + 2 + k], path, i + 3 + k, 4)[:4] for k in range(count)]
+        name = name[:-4] if name.lower().endswith(".jpg") else name
+        out.append(GroundTruthImage(name, _xywh_to_xyxy(np.array(faces).reshape(-1, 4))))
+        i += 2 + rows
+    return out
+
+
+def read_label(path: str) -> List[GroundTruthImage]:
+    """RetinaFace / SCRFD ``label.txt``: ``# path [width height]`` then one line per face starting
+    with ``x y w h`` (landmarks and scores after them are ignored)."""
+    lines = _lines(path)
+    out: List[GroundTruthImage] = []
+    name, size, faces = None, None, []
+
+    def flush():
+        if name is not None:
+            out.append(GroundTruthImage(name, _xywh_to_xyxy(np.array(faces).reshape(-1, 4)), size))
+
+    for lineno, line in enumerate(lines, 1):
+        if not line:
+            continue
+        if line.startswith("#"):
+            flush()
+            parts = line[1:].split()
+            if not parts:
+                raise ValueError(f"{path}:{lineno}: '#' line without an image path")
+            name, size, faces = parts[0], None, []
+            if len(parts) >= 3:
+                try:
+                    size = (int(parts[1]), int(parts[2]))
+                except ValueError:
+                    raise ValueError(f"{path}:{lineno}: expected '# path width height', got {line!r}") from None
+                if size[0] <= 0 or size[1] <= 0:
+                    raise ValueError(f"{path}:{lineno}: image size must be positive, got {size}")
+            name = name[:-4] if name.lower().endswith(".jpg") else name
+        else:
+            if name is None:
+                raise ValueError(f"{path}:{lineno}: a face line before any '# path' line")
+            faces.append(_numbers(line, path, lineno, 4)[:4])
+    flush()
+    return out
+
+
+def detect_format(path: str) -> str:
+    """'mat' for MATLAB files, 'label' when the first non-empty line starts with '#', else 'txt'."""
+    if path.lower().endswith(".mat"):
+        return "mat"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(128)
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror}") from None
+    if head.startswith(b"MATLAB"):
+        return "mat"
+    return "label" if head.lstrip().startswith(b"#") else "txt"
+
+
+def read_gt(path: str, format: str = "auto") -> List[GroundTruthImage]:
+    """Read WIDER ground truth in any of the three formats (``format="auto"`` guesses it)."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if not os.path.exists(path):
+        raise ValueError(f"ground-truth file not found: {path}")
+    fmt = detect_format(path) if format == "auto" else format
+    return {"mat": read_mat, "txt": read_txt, "label": read_label}[fmt](path)

@@ -52,18 +52,22 @@ def log_linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: 
 class LowerBound:
     """Theorem 2 lower bound for a chain of conv layers: the exact integer and its natural log."""
 
-    value: int
+    value: int | None  # None when exact=False was asked for
     log: float
 
 
-def linear_regions_lower_bound(layers, input_shape) -> LowerBound:
+_MAX_EXACT_BITS = 1 << 26  # an 8 MiB integer; beyond that only the log is useful
+
+
+def linear_regions_lower_bound(layers, input_shape, *, exact: bool = True) -> LowerBound:
     """Theorem 2 (Xiong et al. 2020, Thm 5): a lower bound on the maximal number of linear regions
     of an L-layer ReLU CNN (no padding).
 
     layers: [(filters, kernel, stride), ...] in forward order; input_shape: (h0, w0, d0).
     N >= N(N') * prod_{l<L} floor(d_l / d0) ** (h_l * w_l * d0), where N' is the one-layer CNN with
     input h_{L-1} x w_{L-1} x d0, the last layer's filters, kernel and stride. Every layer but the
-    last needs d_l >= d0.
+    last needs d_l >= d0. With exact=False only the log is computed (value is None); exact=True
+    refuses bounds of more than 2**26 bits, which no one can use as an integer.
     """
     h, w, d0 = shape3(input_shape, "input_shape")
     layers = list(layers)
@@ -88,8 +92,14 @@ def linear_regions_lower_bound(layers, input_shape) -> LowerBound:
             raise ValueError(f"layers[{i}] has {filters} filters, fewer than the input depth d0 = {d0} (Theorem 2 needs d_l >= d0)")
         h, w = (h - f1) // s + 1, (w - f2) // s + 1
         exponent_terms.append((filters // d0, h * w * d0))
+    log = _core.log_linear_regions(*last, max_states=0) + sum(e * math.log(q) for q, e in exponent_terms)
+    if not exact:
+        return LowerBound(value=None, log=log)
+    if log / math.log(2) > _MAX_EXACT_BITS:
+        raise ValueError(
+            f"the bound has about {log / math.log(2):.3g} bits; pass exact=False to get only its log"
+        )
     base = _core.linear_regions(*last)
-    log = math.log(base) + sum(e * math.log(q) for q, e in exponent_terms)
     value = base
     for q, e in exponent_terms:
         value *= q**e

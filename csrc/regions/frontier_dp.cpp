@@ -177,6 +177,26 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
   if (d0 * kMaxFrontier > 60000)
     throw std::invalid_argument("input depth d0 = " + std::to_string(d0) + " is too large for exact counting");
 
+  // Walk the frontiers once without states, so a layer too wide to count is refused at once
+  // instead of after minutes of DP work.
+  {
+    std::vector<int64_t> f;
+    for (int64_t k = 0; k < n; ++k) {
+      std::vector<int64_t> next;
+      for (int64_t p : f)
+        if (g.last_cell(p) > k) next.push_back(p);
+      for (int64_t p : g.window(k))
+        if (g.last_cell(p) > k) next.push_back(p);
+      std::sort(next.begin(), next.end());
+      next.erase(std::unique(next.begin(), next.end()), next.end());
+      if (static_cast<int64_t>(next.size()) > kMaxFrontier)
+        throw std::invalid_argument("the overlap frontier of this layer reaches " + std::to_string(next.size()) +
+                                    " input positions (at most " + std::to_string(kMaxFrontier) +
+                                    " can be counted exactly); use a smaller input or a larger stride");
+      f = std::move(next);
+    }
+  }
+
   std::vector<int64_t> frontier;  // F_0 is empty
   Lattice cur = build_lattice(g, 0, frontier, limits);
   StateTable<Weight> states(cur.sets.size());
@@ -220,7 +240,7 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
     const int64_t cap_s = d0 * static_cast<int64_t>(win.size());
 
     if (static_cast<double>(states.size()) * static_cast<double>(width) * 2.0 > static_cast<double>(limits.max_bytes))
-      throw std::invalid_argument("exact counting of this layer needs more memory than allowed; use a smaller grid");
+      throw std::invalid_argument("exact counting of this layer needs more memory than allowed (too large a grid); use a smaller grid");
     StateTable<Weight> next_states(width);
     std::vector<uint16_t> row(width);
     for (size_t si = 0; si < states.size(); ++si) {
@@ -234,6 +254,10 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
         }
         next_states.add(row.data(), Weight::mul(states.weight(si), binom[t]));
       }
+      if (static_cast<double>(next_states.size()) * static_cast<double>(width) * 2.0 >
+          static_cast<double>(limits.max_bytes))
+        throw std::invalid_argument("exact counting of this layer needs more memory than allowed (too large a grid); "
+                                    "use a smaller grid, log_linear_regions on a smaller grid, or the lower bound");
       if (static_cast<int64_t>(next_states.size()) > limits.max_states)
         throw std::invalid_argument("exact counting of this layer needs more than " +
                                     std::to_string(limits.max_states) +

@@ -23,7 +23,7 @@ namespace pyddsar {
 struct DpLimits {
   int64_t max_states = 20'000'000;   // live DP states at one step
   int64_t max_lattice = 1 << 15;     // unions of future windows on the frontier
-  int64_t max_bytes = 4LL << 30;     // memory of one layer of states
+  int64_t max_bytes = 2LL << 30;     // memory of one layer of states
 };
 
 // Counts for a layer with overlapping windows. Exact big integer or natural log.

@@ -1,0 +1,56 @@
+"""The command line: output of `pyddsar regions` and `pyddsar arch`, and clean errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import pyddsar
+from pyddsar.cli import main
+
+
+def run(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_version_through_the_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "pyddsar", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"pyddsar {pyddsar.__version__}"
+
+
+def test_regions_prints_the_spec_count(capsys):
+    rc, out, _ = run(capsys, "regions", "--input", "5x5x1", "--kernel", "3", "--stride", "1", "--filters", "7")
+    assert rc == 0
+    assert "560134574838141912" in out
+    assert "3x3" in out
+    assert "40.866953" in out  # ln 560134574838141912
+
+
+def test_regions_json(capsys):
+    rc, out, _ = run(capsys, "regions", "--input", "1x6x1", "--kernel", "1x2", "--filters", "3", "--json")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["regions"] == 6160 and data["output_grid"] == [1, 5]
+
+
+def test_regions_bad_input_is_a_message_not_a_traceback(capsys):
+    rc, _, err = run(capsys, "regions", "--input", "3x3x1", "--kernel", "5", "--filters", "7")
+    assert rc == 2
+    assert "larger than the input" in err and "Traceback" not in err
+
+
+def test_arch_preset_totals(capsys):
+    rc, out, _ = run(capsys, "arch", "--preset", "ddsar-0.5g", "--json")
+    assert rc == 0
+    data = json.loads(out)
+    arch = pyddsar.presets["ddsar-0.5g"]
+    assert data["flops"] == arch.flops() and data["params"] == arch.params()
+    assert data["structure"] == str(arch)
+
+
+def test_arch_parse_error_names_position(capsys):
+    rc, _, err = run(capsys, "arch", "SuperConvK3BNRELU(3,32,2,1)Oops")
+    assert rc == 2 and "position 27" in err

@@ -16,8 +16,11 @@ def run(capsys, *argv):
     return rc, out, err
 
 
-def test_version_through_the_module_entry_point():
-    out = subprocess.run([sys.executable, "-m", "pyddsar", "--version"], capture_output=True, text=True, check=True)
+def test_version_through_the_module_entry_point(tmp_path):
+    # run outside the source tree so the installed package is the one imported
+    out = subprocess.run(
+        [sys.executable, "-m", "pyddsar", "--version"], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert out.stdout.strip() == f"pyddsar {pyddsar.__version__}"
 
 

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "arch/arch.h"
+#include "arch/native_arch.h"
 #include "regions/linear_regions.h"
 
 #ifdef PYDDSAR_WITH_CUDA
@@ -15,7 +16,8 @@
 namespace py = pybind11;
 using namespace pyddsar;
 
-void bind_ops(py::module_& m);  // csrc/ops/ops_bindings.cpp
+void bind_ops(py::module_& m);    // csrc/ops/ops_bindings.cpp
+void bind_score(py::module_& m);  // csrc/score/score_bindings.cpp
 
 namespace {
 
@@ -42,27 +44,6 @@ DpLimits make_limits(int64_t max_states) {
 
 namespace {
 
-using BlockTuple = std::tuple<int, int, int, int, int, int, int, int>;  // type kernel in out stride btn layers E
-
-// A distinct type for Python (a bare std::vector would be converted to a list by pybind11/stl.h).
-struct NativeArch {
-  Arch arch;
-};
-
-NativeArch arch_from_tuples(const std::vector<BlockTuple>& blocks) {
-  Arch arch;
-  for (const auto& t : blocks) {
-    Block b;
-    int type = std::get<0>(t);
-    if (type < 0 || type > 3) throw std::invalid_argument("block type code must be 0..3");
-    b.type = static_cast<BlockType>(type);
-    std::tie(std::ignore, b.kernel, b.in, b.out, b.stride, b.bottleneck, b.layers, b.expansion) = t;
-    arch.push_back(b);
-  }
-  validate(arch);
-  return NativeArch{arch};
-}
-
 void check_resolution(int64_t width, int64_t height) {
   if (width <= 0 || height <= 0 || width > 100000 || height > 100000)
     throw std::invalid_argument("resolution must be positive and at most 100000, got " + std::to_string(width) + "x" +
@@ -71,7 +52,8 @@ void check_resolution(int64_t width, int64_t height) {
 
 void bind_arch(py::module_& m) {
   py::class_<NativeArch>(m, "NativeArch")
-      .def(py::init(&arch_from_tuples), py::arg("blocks"))
+      .def(py::init([](const std::vector<BlockTuple>& blocks) { return NativeArch{arch_from_tuples(blocks)}; }),
+           py::arg("blocks"))
       .def(
           "flops",
           [](const NativeArch& n, int64_t width, int64_t height) {
@@ -165,4 +147,5 @@ PYBIND11_MODULE(_core, m) {
 
   bind_arch(m);
   bind_ops(m);
+  bind_score(m);
 }

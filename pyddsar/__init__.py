@@ -7,6 +7,7 @@ from ._version import __version__
 from .arch import Arch, Block, presets
 from .backends import backends, cuda_device_count, has_cuda
 from .regions import LowerBound, linear_regions, linear_regions_lower_bound, log_linear_regions
+from .score import FsProbe, ScoreReport, score, score_batch, score_report
 from .stage_weights import stage_weights  # torch is imported only when it is called
 
 __all__ = [
@@ -22,4 +23,9 @@ __all__ = [
     "linear_regions_lower_bound",
     "LowerBound",
     "stage_weights",
+    "score",
+    "score_batch",
+    "score_report",
+    "ScoreReport",
+    "FsProbe",
 ]

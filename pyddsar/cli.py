@@ -62,6 +62,45 @@ def _cmd_arch(args) -> int:
     return 0
 
 
+def _resolution_wxh(text: str) -> tuple:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 224x224, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _lambdas_arg(text: str):
+    if text.strip().lower() == "widerface":
+        return "widerface"
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'widerface' or five comma-separated numbers, got {text!r}") from None
+    return values
+
+
+def _cmd_score(args) -> int:
+    from .arch import Arch, presets
+    from .score import score_report
+
+    if args.preset:
+        if args.preset not in presets:
+            raise ValueError(f"unknown preset {args.preset!r}; use one of {', '.join(presets)}")
+        arch = presets[args.preset]
+    else:
+        arch = Arch.parse(args.text)
+    report = score_report(
+        arch,
+        variant=args.variant,
+        alpha=args.alpha,
+        lambdas=args.lambdas,
+        resolution=args.resolution,
+        fs_probe=args.probe,
+    )
+    print(report.to_json() if args.json else report)
+    return 0
+
+
 def _cmd_lambdas(args) -> int:
     from .data.widerface_gt import read_gt
     from .stage_weights import stage_weights
@@ -99,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resolution", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_arch)
+
+    sc = sub.add_parser("score", help="DDSAR-Score of an architecture, per stage (paper or damofd-release variant)")
+    g = sc.add_mutually_exclusive_group(required=True)
+    g.add_argument("text", nargs="?", help="structure string, table or JSON")
+    g.add_argument("--preset", help="ddsar-0.5g, ddsar-2.5g, ddsar-10g or ddsar-34g")
+    sc.add_argument("--variant", choices=["paper", "damofd-release"], default="paper")
+    sc.add_argument("--alpha", type=float, default=None, help="weight of FS (default: 0.25 paper, 0.005 release)")
+    sc.add_argument("--lambdas", type=_lambdas_arg, default=None, help="'widerface' or five numbers a,b,c,d,e summing to 1")
+    sc.add_argument("--resolution", type=_resolution_wxh, default=(224, 224), help="WIDTHxHEIGHT (default 224x224)")
+    sc.add_argument("--probe", choices=["default", "literal"], default="default", help="FS probe of the paper variant")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=_cmd_score)
 
     lam = sub.add_parser("lambdas", help="stage weights lambda_1..lambda_5 from WIDER-style ground truth (ATSS)")
     lam.add_argument("--gt", required=True, help="wider_face_val.mat, wider_face_*_bbx_gt.txt or label.txt")

@@ -18,6 +18,7 @@ using namespace pyddsar;
 
 void bind_ops(py::module_& m);    // csrc/ops/ops_bindings.cpp
 void bind_score(py::module_& m);  // csrc/score/score_bindings.cpp
+void bind_search(py::module_& m);  // csrc/search/search_bindings.cpp
 
 namespace {
 
@@ -148,4 +149,5 @@ PYBIND11_MODULE(_core, m) {
   bind_arch(m);
   bind_ops(m);
   bind_score(m);
+  bind_search(m);
 }

@@ -8,6 +8,7 @@ from .arch import Arch, Block, presets
 from .backends import backends, cuda_device_count, has_cuda
 from .regions import LowerBound, linear_regions, linear_regions_lower_bound, log_linear_regions
 from .score import FsProbe, ScoreReport, score, score_batch, score_report
+from .search import BUDGETS, SPACES, SearchResult, SearchSpace, search
 from .stage_weights import stage_weights  # torch is imported only when it is called
 
 __all__ = [
@@ -23,6 +24,11 @@ __all__ = [
     "linear_regions_lower_bound",
     "LowerBound",
     "stage_weights",
+    "search",
+    "SearchResult",
+    "SearchSpace",
+    "SPACES",
+    "BUDGETS",
     "score",
     "score_batch",
     "score_report",

@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=_cmd_score)
 
+    from . import search_cli
+
+    search_cli.add_parser(sub, _lambdas_arg, _resolution_wxh)
+
     lam = sub.add_parser("lambdas", help="stage weights lambda_1..lambda_5 from WIDER-style ground truth (ATSS)")
     lam.add_argument("--gt", required=True, help="wider_face_val.mat, wider_face_*_bbx_gt.txt or label.txt")
     lam.add_argument("--format", choices=["auto", "mat", "txt", "label"], default="auto")
@@ -168,6 +172,9 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"pyddsar {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"pyddsar {args.command}: error: {msg}", file=sys.stderr)

@@ -216,6 +216,7 @@ def resolve_budget(budget, space=None) -> Tuple[int, SearchSpace]:
         space = SPACES[space]
     elif not isinstance(space, SearchSpace):
         raise ValueError(f"space must be a name ({', '.join(SPACES)}) or a SearchSpace, got {space!r}")
+    space.native()  # validates the space before anything is built from it
     smallest = space.smallest()
     if smallest.flops() > flops:
         raise ValueError(

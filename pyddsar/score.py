@@ -35,6 +35,7 @@ __all__ = [
     "ScoreReport",
     "StageReport",
     "FsProbe",
+    "fs_layer",
     "VARIANTS",
     "DEFAULT_ALPHA",
     "DEFAULT_LAMBDAS",
@@ -303,6 +304,19 @@ def score_batch(archs: Iterable[Union[Arch, str]], variant="paper", alpha=None, 
         except ValueError as e:
             raise ValueError(f"archs[{i}]: {e}") from None
     return scorer.batch(natives)
+
+
+def fs_layer(kernel: int, stride: int, fs_probe=None, input_depth: int = 16) -> float:
+    """FS_l that the paper variant adds for one conv with this kernel (1, 3, 5, 7), stride (1, 2) and
+    input depth d_(l-1) (only the literal probe reads the depth)."""
+    if kernel not in (1, 3, 5, 7) or isinstance(kernel, bool):
+        raise ValueError(f"kernel must be 1, 3, 5 or 7, got {kernel!r}")
+    if stride not in (1, 2) or isinstance(stride, bool):
+        raise ValueError(f"stride must be 1 or 2, got {stride!r}")
+    if isinstance(input_depth, bool) or not isinstance(input_depth, numbers.Integral) or input_depth < 1:
+        raise ValueError(f"input_depth must be a positive integer, got {input_depth!r}")
+    scorer, _ = _scorer("paper", None, None, (224, 224), fs_probe)
+    return scorer.fs_layer(int(kernel), int(stride), int(input_depth))
 
 
 def score_report(arch_or_string: Union[Arch, str], variant: str = "paper", alpha=None, lambdas=None,

@@ -1,6 +1,7 @@
 """The command line: output of `pyddsar regions` and `pyddsar arch`, and clean errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -17,9 +18,10 @@ def run(capsys, *argv):
 
 
 def test_version_through_the_module_entry_point(tmp_path):
-    # run outside the source tree so the installed package is the one imported
+    # run outside the source tree, importing the same pyddsar as this test process
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pyddsar.__file__)))
     out = subprocess.run(
-        [sys.executable, "-m", "pyddsar", "--version"], capture_output=True, text=True, check=True, cwd=tmp_path
+        [sys.executable, "-m", "pyddsar", "--version"], capture_output=True, text=True, check=True, cwd=tmp_path, env=env
     )
     assert out.stdout.strip() == f"pyddsar {pyddsar.__version__}"
 

@@ -6,6 +6,7 @@ Heavy dependencies (torch) are imported only by the modules that need them.
 from ._version import __version__
 from .arch import Arch, Block, presets
 from .backends import backends, cuda_device_count, has_cuda
+from .arrangement import count_arrangement_regions
 from .regions import LowerBound, linear_regions, linear_regions_lower_bound, log_linear_regions
 from .score import FsProbe, ScoreReport, score, score_batch, score_report
 from .search import BUDGETS, SPACES, SearchResult, SearchSpace, search
@@ -23,6 +24,7 @@ __all__ = [
     "log_linear_regions",
     "linear_regions_lower_bound",
     "LowerBound",
+    "count_arrangement_regions",
     "stage_weights",
     "search",
     "SearchResult",

@@ -336,6 +336,7 @@ def search(
     chunk: int = 4000,
     progress: Optional[Callable[[int, int, float, float], None]] = None,
     checkpoint: Optional[str] = None,
+    checkpoint_every_s: float = 2.0,
     resume: bool = False,
 ) -> SearchResult:
     """Evolutionary search for the backbone with the highest DDSAR-Score under a FLOPs budget.
@@ -348,7 +349,8 @@ def search(
     restarts: independent searches with seeds seed, seed+1, ... run on separate threads; the best
     of all is returned. The same seed gives the same result, bit for bit, on the same build.
     progress(iteration, iterations, best, rate) is called after every chunk; checkpoint: a path the
-    state is written to after every chunk (atomically) and on Ctrl-C; resume: continue from it.
+    state is written to (atomically) after the first chunk, then at most every `checkpoint_every_s`
+    seconds, at the end and on Ctrl-C; resume: continue from it.
     Ctrl-C (KeyboardInterrupt) stops after the current chunk and returns the best so far
     (`interrupted=True`).
     """
@@ -359,6 +361,8 @@ def search(
     restarts = _int(restarts, "restarts", 1)
     log_every = _int(log_every, "log_every", 1)
     chunk = _int(chunk, "chunk", 1)
+    if isinstance(checkpoint_every_s, bool) or not isinstance(checkpoint_every_s, numbers.Real) or not checkpoint_every_s >= 0:
+        raise ValueError(f"checkpoint_every_s must be a number of seconds >= 0, got {checkpoint_every_s!r}")
     params_budget = 0 if params_budget is None else _int(params_budget, "params_budget", 1)
     if max_layers is not None:
         space = SearchSpace(**{**asdict(space), "max_total_layers": _int(max_layers, "max_layers", 5)})
@@ -404,6 +408,7 @@ def search(
         elapsed_before = float(data.get("elapsed_s", 0.0))
 
     start = time.perf_counter()
+    last_saved = float("-inf")  # the first chunk is always saved
     interrupted = False
     parallel = score_fn is None and restarts > 1
     try:
@@ -413,8 +418,10 @@ def search(
             else:
                 for _, evo in runs:
                     evo.run(chunk)
-            if checkpoint:
+            finished = all(evo.done for _, evo in runs)
+            if checkpoint and (finished or time.perf_counter() - last_saved >= checkpoint_every_s):
                 _write_atomic(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
+                last_saved = time.perf_counter()
             if progress is not None:
                 done = min(evo.iteration for _, evo in runs)
                 best = max(evo.best()[1] for _, evo in runs)

@@ -63,10 +63,14 @@ def add_parser(sub, lambdas_arg, resolution_arg) -> None:
 
 
 def _budget(text: str):
+    from .search import BUDGETS
+
+    if text.lower() in BUDGETS:
+        return text.lower()
     try:
-        return float(text) if any(ch.isdigit() for ch in text[:1]) else text
+        return float(text)
     except ValueError:
-        raise ValueError(f"budget must be 0.5g, 2.5g, 10g, 34g or a number of MACs, got {text!r}") from None
+        raise ValueError(f"budget must be {', '.join(BUDGETS)} or a number of MACs at 640x480, got {text!r}") from None
 
 
 def write_outputs(result, out: str) -> None:

@@ -1,0 +1,80 @@
+"""`pyddsar search`: the README's main job writes its outputs, resumes, and fails cleanly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import pyddsar
+from pyddsar.cli import main
+
+FAST = ["--iterations", "2000", "--population", "32", "--quiet"]
+
+
+def test_search_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["search", "--budget", "0.5g", "--out", str(out), *FAST]) == 0
+    stdout = capsys.readouterr().out
+    names = {"best.json", "best_structure.txt", "best_table.txt", "history.csv", "history.png", "checkpoint.json"}
+    assert names <= set(os.listdir(out))
+    best = json.loads((out / "best.json").read_text())
+    arch = pyddsar.Arch.parse(best["structure"])
+    assert (out / "best_structure.txt").read_text().strip() == str(arch)
+    assert best["flops"] == arch.flops() <= best["budget_flops"] == 403_000_000
+    assert best["score"] == pyddsar.score(arch)
+    assert best["structure"] in stdout
+    table = (out / "best_table.txt").read_text()
+    assert "block  kernel" in table and "total" in table
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0] == "iteration,best,mean" and rows[-1].startswith("2000,")
+    assert (out / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same command again gives the same best (same seed)
+    assert main(["search", "--budget", "0.5g", "--out", str(tmp_path / "again"), *FAST]) == 0
+    assert json.loads((tmp_path / "again" / "best.json").read_text())["structure"] == best["structure"]
+
+
+def test_resume_of_a_finished_search_returns_the_same_best(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert main(["search", "--out", out, *FAST]) == 0
+    first = json.loads(open(os.path.join(out, "best.json")).read())
+    assert main(["search", "--out", out, "--resume", *FAST]) == 0
+    again = json.loads(open(os.path.join(out, "best.json")).read())
+    assert again["structure"] == first["structure"] and again["history"] == first["history"]
+
+
+def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["search", "--budget", "1e3", "--out", str(tmp_path), *FAST]) == 2
+    assert "below the smallest network" in capsys.readouterr().err
+    assert main(["search", "--space", "nope", "--out", str(tmp_path), *FAST]) == 2
+    assert "unknown search space" in capsys.readouterr().err
+    bad = tmp_path / "c"
+    bad.mkdir()
+    (bad / "checkpoint.json").write_text("{not json")
+    assert main(["search", "--out", str(bad), "--resume", *FAST]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert (bad / "checkpoint.json").read_text() == "{not json"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_saves_the_best_so_far_and_exits_cleanly(tmp_path):
+    out = tmp_path / "ctrl-c"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pyddsar.__file__)))
+    # a long search (5M iterations, a few seconds) that Ctrl-C stops after its first checkpoint
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyddsar", "search", "--out", str(out), "--iterations", "5000000", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
+    )
+    deadline = time.time() + 60
+    while not (out / "checkpoint.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    best = json.loads((out / "best.json").read_text())
+    assert best["interrupted"] is True and 0 < best["iterations"] < 5_000_000
+    assert pyddsar.Arch.parse(best["structure"]).flops() <= 403_000_000

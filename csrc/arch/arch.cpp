@@ -13,7 +13,7 @@ int round8(double x) {
   return r < 8 ? 8 : r;
 }
 
-static const char* type_name(BlockType t) {
+const char* block_type_name(BlockType t) {
   switch (t) {
     case BlockType::Conv: return "Conv";
     case BlockType::Res: return "Res";
@@ -29,7 +29,7 @@ void validate(const Arch& arch) {
   for (size_t b = 0; b < arch.size(); ++b) {
     const Block& blk = arch[b];
     auto fail = [&](const std::string& what) {
-      throw std::invalid_argument("block " + std::to_string(b) + " (" + type_name(blk.type) + "): " + what);
+      throw std::invalid_argument("block " + std::to_string(b) + " (" + block_type_name(blk.type) + "): " + what);
     };
     if (b == 0 && blk.type != BlockType::Conv) fail("the stem must be a Conv block");
     if (b > 0 && blk.type == BlockType::Conv) fail("stages C2..C5 are Res, Btn or MB blocks");

@@ -35,6 +35,9 @@ struct ConvOp {
 // like Python's round() in the release).
 int round8(double x);
 
+// "Conv", "Res", "Btn" or "MB" (for messages).
+const char* block_type_name(BlockType t);
+
 // Throws std::invalid_argument naming the block and field.
 void validate(const Arch& arch);
 

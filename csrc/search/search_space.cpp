@@ -11,16 +11,6 @@ namespace pyddsar {
 
 namespace {
 
-const char* type_name(BlockType t) {
-  switch (t) {
-    case BlockType::Conv: return "Conv";
-    case BlockType::Res: return "Res";
-    case BlockType::Btn: return "Btn";
-    case BlockType::MB: return "MB";
-  }
-  return "?";
-}
-
 bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
 // Scale by a random factor of the space, round to a multiple of 8 and clamp to [lo, hi].
@@ -77,7 +67,7 @@ std::string SearchSpace::why_outside(const Arch& arch) const {
   if (stem.layers > stem_max_layers) return "stem layers " + std::to_string(stem.layers) + " > " + std::to_string(stem_max_layers);
   for (size_t i = 1; i < arch.size(); ++i) {
     const Block& b = arch[i];
-    const std::string where = "block " + std::to_string(i) + " (" + type_name(b.type) + "): ";
+    const std::string where = "block " + std::to_string(i) + " (" + block_type_name(b.type) + "): ";
     if (std::find(types.begin(), types.end(), b.type) == types.end()) return where + "type not in the space";
     if (!contains(kernels, b.kernel)) return where + "kernel " + std::to_string(b.kernel) + " not in the space";
     if (b.type == BlockType::MB && !contains(expansions, b.expansion))

@@ -22,7 +22,7 @@ import json
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Iterable, List, Tuple, Union
+from typing import Iterable, List, Union
 
 from . import _core
 from .arch import Arch, _resolution

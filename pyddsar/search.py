@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
-from typing import Callable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Mapping, Optional, Tuple, Union
 
 from . import _core
 from .arch import BLOCK_TYPES, Arch, Block

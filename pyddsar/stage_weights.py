@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 __all__ = ["stage_weights", "StageWeights", "WIDERFACE_COUNTS", "WIDERFACE_LAMBDAS", "LAMBDA_1", "PYRAMID"]
 

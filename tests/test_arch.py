@@ -1,7 +1,6 @@
 """Arch: parse/print round-trips, precise errors, FLOPs and params against a per-layer count here."""
 
 import json
-import math
 
 import pytest
 from hypothesis import given, settings

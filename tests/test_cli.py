@@ -1,11 +1,7 @@
 """The command line: output of `pyddsar regions` and `pyddsar arch`, and clean errors."""
 
 import json
-import os
-import subprocess
-import sys
 
-import pytest
 
 import pyddsar
 from pyddsar.cli import main
@@ -17,12 +13,8 @@ def run(capsys, *argv):
     return rc, out, err
 
 
-def test_version_through_the_module_entry_point(tmp_path):
-    # run outside the source tree, importing the same pyddsar as this test process
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pyddsar.__file__)))
-    out = subprocess.run(
-        [sys.executable, "-m", "pyddsar", "--version"], capture_output=True, text=True, check=True, cwd=tmp_path, env=env
-    )
+def test_version_through_the_module_entry_point(run_python):
+    out = run_python("-m", "pyddsar", "--version")
     assert out.stdout.strip() == f"pyddsar {pyddsar.__version__}"
 
 

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -60,14 +59,10 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-def test_ctrl_c_saves_the_best_so_far_and_exits_cleanly(tmp_path):
+def test_ctrl_c_saves_the_best_so_far_and_exits_cleanly(tmp_path, run_python):
     out = tmp_path / "ctrl-c"
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pyddsar.__file__)))
     # a long search (5M iterations, a few seconds) that Ctrl-C stops after its first checkpoint
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyddsar", "search", "--out", str(out), "--iterations", "5000000", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
-    )
+    proc = run_python("-m", "pyddsar", "search", "--out", str(out), "--iterations", "5000000", "--quiet", popen=True)
     deadline = time.time() + 60
     while not (out / "checkpoint.json").exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -6,8 +6,6 @@ import json
 import math
 import random
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -396,9 +394,9 @@ def test_report_dict_json_and_table():
     assert len({len(ln) for ln in lines[header : header + 6]}) == 1  # aligned columns
 
 
-def test_import_does_not_import_torch():
+def test_import_does_not_import_torch(run_python):
     code = "import sys, pyddsar; pyddsar.score(pyddsar.presets['ddsar-0.5g']); print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run_python("-c", code)
     assert out.stdout.strip() == "False"
 
 

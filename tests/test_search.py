@@ -1,7 +1,6 @@
 """The native evolutionary search: budgets, spaces, reproducibility, checkpoints, bad input."""
 
 import json
-import os
 
 import pytest
 

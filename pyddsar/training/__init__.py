@@ -1,0 +1,1 @@
+"""Training of pyddsar detectors: losses, ATSS targets, the training loop (SPEC section 4)."""

@@ -1,10 +1,9 @@
 // Greedy non-maximum suppression on the CPU (see ops.h).
 //
 // The boxes are copied in score order into separate coordinate arrays, so the inner loop over the
-// remaining candidates reads memory sequentially.
+// remaining candidates reads memory sequentially and vectorises.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <vector>
 
 #include "ops/box_math.h"
@@ -25,17 +24,26 @@ int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, in
             "boxes or scores contain NaN or infinite values");
     require(b[2] >= b[0] && b[3] >= b[1], "boxes has boxes with x2 < x1 or y2 < y1");
   }
-  // Stable order: decreasing score, equal scores by increasing index.
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), int64_t(0));
-  std::stable_sort(order.begin(), order.end(), [scores](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  // Stable order: decreasing score, equal scores by increasing index (a total order, so std::sort).
+  struct Key {
+    float score;
+    int64_t index;
+  };
+  std::vector<Key> keys(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) keys[i] = {scores[i], i};
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+  });
 
-  std::vector<float> sorted(static_cast<size_t>(4 * n)), area(static_cast<size_t>(n));
+  // Coordinates in score order, one array each, so the inner loop below is branch-free over
+  // contiguous floats and the compiler vectorises it.
+  std::vector<float> x1(n), y1(n), x2(n), y2(n), area(n);
   std::vector<int64_t> cls(idxs ? static_cast<size_t>(n) : 0);
   for (int64_t i = 0; i < n; ++i) {
-    std::copy(boxes + 4 * order[i], boxes + 4 * order[i] + 4, sorted.data() + 4 * i);
-    area[i] = box_area(sorted.data() + 4 * i);
-    if (idxs) cls[i] = idxs[order[i]];
+    const float* b = boxes + 4 * keys[i].index;
+    x1[i] = b[0], y1[i] = b[1], x2[i] = b[2], y2[i] = b[3];
+    area[i] = box_area(b);
+    if (idxs) cls[i] = idxs[keys[i].index];
   }
   // iou > thr (float) <=> (double) iou > iou_threshold, as torchvision's CPU kernel compares.
   const float thr = threshold_below(iou_threshold);
@@ -43,13 +51,24 @@ int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, in
   int64_t count = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (removed[i]) continue;
-    keep[count++] = order[i];
-    const float* bi = sorted.data() + 4 * i;
-    const float ai = area[i];
-    for (int64_t j = i + 1; j < n; ++j) {
-      if (removed[j]) continue;
-      if (idxs && cls[j] != cls[i]) continue;
-      if (nms_iou(bi, ai, sorted.data() + 4 * j, area[j]) > thr) removed[j] = 1;
+    keep[count++] = keys[i].index;
+    const float ax1 = x1[i], ay1 = y1[i], ax2 = x2[i], ay2 = y2[i], ai = area[i];
+    // The same float operations as nms_iou() in box_math.h, written out over the arrays.
+    if (idxs) {
+      const int64_t ci = cls[i];
+      for (int64_t j = i + 1; j < n; ++j) {
+        const float w = fmax0(fmin0(ax2, x2[j]) - fmax0(ax1, x1[j]), 0.f);
+        const float h = fmax0(fmin0(ay2, y2[j]) - fmax0(ay1, y1[j]), 0.f);
+        const float inter = w * h;
+        removed[j] |= static_cast<uint8_t>((inter / (ai + area[j] - inter) > thr) & (cls[j] == ci));
+      }
+    } else {
+      for (int64_t j = i + 1; j < n; ++j) {
+        const float w = fmax0(fmin0(ax2, x2[j]) - fmax0(ax1, x1[j]), 0.f);
+        const float h = fmax0(fmin0(ay2, y2[j]) - fmax0(ay1, y1[j]), 0.f);
+        const float inter = w * h;
+        removed[j] |= static_cast<uint8_t>(inter / (ai + area[j] - inter) > thr);
+      }
     }
   }
   return count;

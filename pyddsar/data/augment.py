@@ -86,7 +86,7 @@ def augment(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndarray
             lms = lms[:, FLIP_ORDER]
             lms[..., 0] = size - lms[..., 0]
             lms[missing] = -1.0
-    boxes = boxes.astype(np.float32).reshape(-1, 4)
+    boxes = np.clip(boxes.astype(np.float32).reshape(-1, 4), 0, size)  # rounding can leave size + 1 ulp
     if not normalise:
         return np.ascontiguousarray(out), boxes, lms, ignore
     chw = ((out.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)

@@ -25,6 +25,8 @@ class GroundTruthImage:
     path: str  # "event/name" (mat: "event/file_name" without extension)
     boxes: np.ndarray  # [M, 4] float64, (x1, y1, x2, y2)
     image_size: Optional[Tuple[int, int]] = None  # (width, height) when the file gives it
+    landmarks: Optional[np.ndarray] = None  # [M, 5, 2] float64 (label.txt only); -1 rows where missing
+    invalid: Optional[np.ndarray] = None  # [M] bool: the official txt's 'invalid' flag (txt only)
 
 
 def _xywh_to_xyxy(a: np.ndarray) -> np.ndarray:
@@ -99,23 +101,46 @@ def read_txt(path: str) -> List[GroundTruthImage]:
         rows = max(count, 1)
         if i + 2 + rows > len(lines):
             raise ValueError(f"{path}:{i + 2}: {name!r} announces {count} faces but the file ends")
-        faces = [_numbers(lines[i + 2 + k], path, i + 3 + k, 4)[:4] for k in range(count)]
+        rows_ = [_numbers(lines[i + 2 + k], path, i + 3 + k, 4) for k in range(count)]
+        faces = [r[:4] for r in rows_]
+        invalid = np.array([len(r) >= 8 and r[7] != 0 for r in rows_], dtype=bool)
         name = name[:-4] if name.lower().endswith(".jpg") else name
-        out.append(GroundTruthImage(name, _xywh_to_xyxy(np.array(faces).reshape(-1, 4))))
+        out.append(GroundTruthImage(name, _xywh_to_xyxy(np.array(faces).reshape(-1, 4)), invalid=invalid))
         i += 2 + rows
     return out
 
 
+def _landmarks(vals: List[float], path: str, lineno: int) -> np.ndarray:
+    """Five (x, y) points after the box: RetinaFace writes ``x y flag`` triples (15 numbers, often a
+    trailing confidence), some tools plain ``x y`` pairs (10 numbers). Points with a negative x are
+    missing and become -1."""
+    rest = vals[4:]
+    if len(rest) >= 15:
+        pts = np.array(rest[:15]).reshape(5, 3)[:, :2]
+    elif len(rest) in (10, 11):
+        pts = np.array(rest[:10]).reshape(5, 2)
+    elif len(rest) <= 1:  # a box, perhaps with a score: no landmarks
+        return np.full((5, 2), -1.0)
+    else:
+        raise ValueError(f"{path}:{lineno}: expected 'x y w h' then 5 landmarks as 15 numbers (x y flag) or "
+                         f"10 (x y), got {len(rest)} numbers after the box")
+    pts = pts.copy()
+    pts[pts[:, 0] < 0] = -1.0
+    return pts
+
+
 def read_label(path: str) -> List[GroundTruthImage]:
     """RetinaFace / SCRFD ``label.txt``: ``# path [width height]`` then one line per face starting
-    with ``x y w h`` (landmarks and scores after them are ignored)."""
+    with ``x y w h``, then optionally 5 landmarks (``x y flag`` x 5, or ``x y`` x 5; a trailing
+    confidence is ignored); ``landmarks`` rows are -1 where a face has none."""
     lines = _lines(path)
     out: List[GroundTruthImage] = []
-    name, size, faces = None, None, []
+    name, size, faces, kps = None, None, [], []
 
     def flush():
         if name is not None:
-            out.append(GroundTruthImage(name, _xywh_to_xyxy(np.array(faces).reshape(-1, 4)), size))
+            lm = np.array(kps, dtype=np.float64).reshape(-1, 5, 2)
+            out.append(GroundTruthImage(name, _xywh_to_xyxy(np.array(faces).reshape(-1, 4)), size, landmarks=lm))
 
     for lineno, line in enumerate(lines, 1):
         if not line:
@@ -125,7 +150,7 @@ def read_label(path: str) -> List[GroundTruthImage]:
             parts = line[1:].split()
             if not parts:
                 raise ValueError(f"{path}:{lineno}: '#' line without an image path")
-            name, size, faces = parts[0], None, []
+            name, size, faces, kps = parts[0], None, [], []
             if len(parts) >= 3:
                 try:
                     size = (int(parts[1]), int(parts[2]))
@@ -137,7 +162,9 @@ def read_label(path: str) -> List[GroundTruthImage]:
         else:
             if name is None:
                 raise ValueError(f"{path}:{lineno}: a face line before any '# path' line")
-            faces.append(_numbers(line, path, lineno, 4)[:4])
+            vals = _numbers(line, path, lineno, 4)
+            faces.append(vals[:4])
+            kps.append(_landmarks(vals, path, lineno))
     flush()
     return out
 

@@ -1,0 +1,1 @@
+def load_scrfd_onnx(path): raise NotImplementedError

@@ -84,7 +84,7 @@ class Backbone(nn.Module):
             raise ValueError(f"a detector backbone needs 5 blocks (stem + C2..C5), this Arch has {len(arch)}")
         if arch[0].in_channels != 3:
             raise ValueError(f"the stem must take 3 input channels, got {arch[0].in_channels}")
-        self.arch = arch
+        self.structure = str(arch)  # (an Arch holds a native object that cannot be deep-copied)
         self.blocks = nn.ModuleList(nn.Sequential(*_block_units(b, fused)) for b in arch)
         self.out_channels = [b.out_channels for b in arch.blocks[1:]]
         self.strides = []

@@ -65,6 +65,8 @@ def _load_graph(path):
     for n in g.node:  # Constant nodes hold the scale factors in some exports
         if n.op_type == "Constant" and n.attribute:
             inits[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+        elif n.op_type == "Identity" and n.input and n.input[0] in inits:  # deduplicated constants
+            inits[n.output[0]] = inits[n.input[0]]
     return g, inits
 
 

@@ -36,4 +36,24 @@ __all__ = [
     "score_report",
     "ScoreReport",
     "FsProbe",
+    "Detector",
+    "Detections",
+    "export_onnx",
+    "models",
 ]
+
+# Detector code needs torch: imported on first use so that `import pyddsar` stays light.
+_LAZY = {"Detector": ("inference", "Detector"), "Detections": ("inference", "Detections"),
+         "export_onnx": ("onnx_export", "export_onnx"), "models": ("models", None)}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        mod_name, attr = _LAZY[name]
+        mod = importlib.import_module(f".{mod_name}", __name__)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

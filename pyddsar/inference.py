@@ -1,0 +1,192 @@
+"""Image-level face detection with a pyddsar detector (SPEC section 4, inference protocol).
+
+Preprocessing follows insightface: the longer side is scaled to ``input_size`` (bilinear; smaller images
+are scaled up), the image is placed at the top-left of an ``input_size`` square padded with zeros,
+converted BGR -> RGB and normalised ``(x - 127.5) / 128``. Post-processing: scores > 0.02, the 5000
+best, NMS at IoU 0.45, at most 750 (all parameters); a box with negative predicted width or height is
+made empty before NMS. Boxes and landmarks are mapped back to the
+original image (not clipped to it).
+
+Accepted images: a path (read with OpenCV) or a numpy array HxW (grayscale), HxWx1, HxWx3 (BGR, as
+OpenCV reads) or HxWx4 (BGRA: alpha dropped); uint8, uint16 (16-bit: divided by 257 to 8-bit) or float
+(values in 0..255, clipped). Sides must be 2..MAX_SIDE pixels; anything else raises ValueError.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, NamedTuple, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import ops
+
+MAX_SIDE = 32767  # OpenCV's resize limit per side; a 10000x10000 image is downscaled like any other
+MIN_SIDE = 2
+
+
+class Detections(NamedTuple):
+    """``boxes`` [N, 4] float32 (x1, y1, x2, y2), ``scores`` [N] float32 by decreasing score,
+    ``landmarks`` [N, 5, 2] float32 (eyes, nose, mouth corners) or None, in original image pixels."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: Optional[np.ndarray]
+
+    def __len__(self):  # number of faces
+        return int(self.boxes.shape[0])
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover
+        raise ValueError("image input needs OpenCV: pip install opencv-python-headless") from None
+    return cv2
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as OpenCV does (any depth / channels), ValueError when missing or unreadable."""
+    cv2 = _cv2()
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise ValueError(f"image file not found: {p}")
+    data = np.fromfile(p, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ValueError(f"cannot decode {p} as an image")
+    return img
+
+
+def to_bgr8(image) -> np.ndarray:
+    """Convert an accepted image (see the module doc) to a contiguous HxWx3 uint8 BGR array."""
+    cv2 = _cv2()
+    if isinstance(image, (str, os.PathLike)):
+        image = read_image(image)
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"an image must be a numpy array or a path, got {type(image).__name__}")
+    img = image
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise ValueError(f"an image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {img.shape}")
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"image of {w}x{h} pixels is too small (each side must be at least {MIN_SIDE})")
+    if max(h, w) > MAX_SIDE:
+        raise ValueError(f"image of {w}x{h} pixels is too large (each side must be at most {MAX_SIDE})")
+    if img.dtype == np.uint8:
+        pass
+    elif img.dtype == np.uint16:
+        img = (img.astype(np.uint32) * 255 + 32767) // 65535
+        img = img.astype(np.uint8)
+    elif img.dtype.kind == "f":
+        if not np.isfinite(img).all():
+            raise ValueError("image has NaN or infinite values")
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    else:
+        raise ValueError(f"image dtype {img.dtype} not supported (use uint8, uint16 or float)")
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img)
+
+
+def letterbox(img: np.ndarray, size: int):
+    """(padded size x size uint8 BGR image, scale) as insightface: longer side -> size, bilinear."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    if h > w:
+        nh, nw = size, max(1, int(size * w / h))
+    else:
+        nw, nh = size, max(1, int(size * h / w))
+    scale = nh / h
+    out = np.zeros((size, size, 3), np.uint8)
+    out[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return out, scale
+
+
+def normalise(batch_bgr: np.ndarray) -> torch.Tensor:
+    """[B, S, S, 3] uint8 BGR -> [B, 3, S, S] float32 RGB, (x - 127.5) / 128."""
+    x = torch.from_numpy(batch_bgr[..., ::-1].copy()).permute(0, 3, 1, 2).float()
+    return (x - 127.5) / 128.0
+
+
+def fix_boxes(boxes: torch.Tensor) -> torch.Tensor:
+    """Boxes whose predicted distances are negative (x2 < x1 or y2 < y1) become zero-width/height at
+    x1/y1 (IoU 0 with everything), as :func:`pyddsar.ops.postprocess` requires ordered corners."""
+    return torch.cat([boxes[:, :2], torch.maximum(boxes[:, 2:], boxes[:, :2])], 1)
+
+
+class Detector:
+    """Detect faces in images with a pyddsar detector (a model with ``predict_raw``, or the path of an
+    insightface SCRFD ``.onnx`` file whose weights are imported)."""
+
+    def __init__(self, model, device="cpu", half: bool = False, score_threshold: float = 0.02,
+                 nms_threshold: float = 0.45, pre_nms_topk: Optional[int] = 5000, max_detections: Optional[int] = 750,
+                 input_size: int = 640):
+        if isinstance(model, (str, os.PathLike)):
+            from .models import load_scrfd_onnx
+
+            model = load_scrfd_onnx(model)
+        if not isinstance(model, torch.nn.Module) or not hasattr(model, "predict_raw"):
+            raise ValueError(f"Detector needs a pyddsar detector model or an .onnx path, got {type(model).__name__}")
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"invalid device {device!r}") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but CUDA is not available")
+        if half and self.device.type != "cuda":
+            raise ValueError("half=True (fp16) needs a CUDA device")
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0 or input_size % 32:
+            raise ValueError(f"input_size must be a positive multiple of 32, got {input_size!r}")
+        for name, v in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+        self.model = model.to(self.device).eval()
+        self.half = bool(half)
+        if self.half:
+            self.model.half()
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.pre_nms_topk = pre_nms_topk
+        self.max_detections = max_detections
+        self.input_size = int(input_size)
+
+    @property
+    def use_kps(self) -> bool:
+        return bool(getattr(self.model, "use_kps", False))
+
+    def detect(self, image) -> Detections:
+        """Faces in one image (a path or a numpy array, see the module doc)."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence, batch_size: int = 8) -> List[Detections]:
+        """Faces in each image, forwarded ``batch_size`` at a time."""
+        if isinstance(images, (str, os.PathLike, np.ndarray)):
+            raise ValueError("detect_batch takes a list of images; use detect() for one")
+        imgs = [to_bgr8(im) for im in images]
+        out: List[Detections] = []
+        for i in range(0, len(imgs), max(1, int(batch_size))):
+            out.extend(self._run(imgs[i:i + batch_size]))
+        return out
+
+    @torch.no_grad()
+    def _run(self, imgs: List[np.ndarray]) -> List[Detections]:
+        boxes_in, scales = zip(*(letterbox(im, self.input_size) for im in imgs))
+        x = normalise(np.stack(boxes_in)).to(self.device)
+        if self.half:
+            x = x.half()
+        raw = self.model.predict_raw(x)
+        res = []
+        for b, s in enumerate(scales):
+            bx, sc, idx = ops.postprocess(fix_boxes(raw.boxes[b].float()), raw.scores[b].float(), self.score_threshold,
+                                          self.pre_nms_topk, self.nms_threshold, self.max_detections)
+            lm = None
+            if raw.kps is not None:
+                lm = (raw.kps[b][idx].float() / s).cpu().numpy().astype(np.float32)
+            res.append(Detections((bx / s).cpu().numpy().astype(np.float32), sc.cpu().numpy().astype(np.float32), lm))
+        return res

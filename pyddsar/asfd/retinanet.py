@@ -28,7 +28,7 @@ BOX_STDS = (0.1, 0.1, 0.2, 0.2)
 
 
 @dataclass(frozen=True)
-class TestProtocol:
+class InferenceProtocol:
     """Inference post-processing: scores over ``score_threshold``, the ``pre_nms_top_k`` best, NMS at
     ``nms_iou``, at most ``max_detections`` kept."""
 
@@ -38,7 +38,7 @@ class TestProtocol:
     max_detections: int = 750
 
 
-ASFD_TEST_PROTOCOL = TestProtocol()
+ASFD_TEST_PROTOCOL = InferenceProtocol()
 
 
 def _check_int(value, name: str, lo: int = 1) -> int:
@@ -158,7 +158,7 @@ def decode_boxes(anchors: torch.Tensor, deltas: torch.Tensor, stds: Sequence[flo
 
 
 def asfd_postprocess(
-    boxes: torch.Tensor, scores: torch.Tensor, protocol: TestProtocol = ASFD_TEST_PROTOCOL
+    boxes: torch.Tensor, scores: torch.Tensor, protocol: InferenceProtocol = ASFD_TEST_PROTOCOL
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One image's detections by ASFD's protocol: ``(boxes, scores, indices)`` by decreasing score."""
     return ops.postprocess(
@@ -264,7 +264,7 @@ class ASFDDetector(nn.Module):
         neck: Union[str, nn.Module] = "fpn",
         channels: int = 256,
         head_convs: int = 4,
-        protocol: TestProtocol = ASFD_TEST_PROTOCOL,
+        protocol: InferenceProtocol = ASFD_TEST_PROTOCOL,
     ):
         super().__init__()
         self.backbone = backbone

@@ -1,0 +1,82 @@
+"""Channel-sliceable convolution, the weight-sharing unit of the scaling supernet (SPEC section 6).
+
+A :class:`SlicedConv2d` built for ``in_channels -> out_channels`` runs on any narrower input: it uses
+``weight[:out, :in]`` and ``bias[:out]`` where ``in`` is the input's channel count and ``out`` is
+``active_out`` (``None``: all outputs). With the full width it is an ordinary ``nn.Conv2d``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SlicedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose leading input / output channels can be used alone (groups must be 1).
+
+    ``slice_out=False`` marks a conv whose output width is fixed (e.g. a class predictor): setting
+    its ``active_out`` is refused.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, slice_out: bool = True, **kwargs):
+        if kwargs.get("groups", 1) != 1:
+            raise ValueError("SlicedConv2d supports groups=1 only")
+        super().__init__(in_channels, out_channels, kernel_size, **kwargs)
+        self.slice_out = slice_out
+        self._active_out: Optional[int] = None
+
+    @property
+    def active_out(self) -> Optional[int]:
+        return self._active_out
+
+    @active_out.setter
+    def active_out(self, value: Optional[int]) -> None:
+        if value is not None:
+            if not self.slice_out:
+                raise ValueError("this convolution has a fixed output width")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= self.out_channels:
+                raise ValueError(f"active_out must be an int in [1, {self.out_channels}], got {value!r}")
+        self._active_out = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cin = x.shape[1]
+        if cin > self.in_channels:
+            raise ValueError(f"input has {cin} channels, this convolution takes at most {self.in_channels}")
+        cout = self.out_channels if self._active_out is None else self._active_out
+        w = self.weight[:cout, :cin]
+        b = None if self.bias is None else self.bias[:cout]
+        return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, 1)
+
+
+def sliced_convs(module: nn.Module) -> Iterable[SlicedConv2d]:
+    """All :class:`SlicedConv2d` of ``module`` in ``named_modules`` order."""
+    return (m for m in module.modules() if isinstance(m, SlicedConv2d))
+
+
+def set_active_width(module: nn.Module, channels: Optional[int]) -> None:
+    """Set ``active_out`` of every output-sliceable conv of ``module`` (``None`` = full width)."""
+    for conv in sliced_convs(module):
+        if conv.slice_out:
+            conv.active_out = None if channels is None else min(channels, conv.out_channels)
+
+
+def copy_sliced_weights(src: nn.Module, dst: nn.Module) -> None:
+    """Copy ``src``'s parameters and buffers into the narrower ``dst`` of the same structure.
+
+    Tensors are matched by name; each destination tensor receives the leading slice of the source
+    tensor along every axis (``weight[:out, :in, ...]``). Raises ValueError on a structural mismatch.
+    """
+    s_state = src.state_dict()
+    d_state = dst.state_dict()
+    missing = [k for k in d_state if k not in s_state]
+    if missing:
+        raise ValueError(f"source lacks tensors {missing[:5]}")
+    with torch.no_grad():
+        for name, d in d_state.items():
+            s = s_state[name]
+            if s.dim() != d.dim() or any(ds > ss for ds, ss in zip(d.shape, s.shape)):
+                raise ValueError(f"tensor {name}: source shape {tuple(s.shape)} cannot cover {tuple(d.shape)}")
+            d.copy_(s[tuple(slice(0, n) for n in d.shape)])

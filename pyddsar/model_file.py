@@ -1,0 +1,115 @@
+"""The pyddsar detector file: weights + the full architecture and preprocessing config + a checksum.
+
+`save_model(model, "model.pt")` writes everything `pyddsar detect --weights model.pt` needs, so no other
+flag is required; `load_model` rebuilds the model from the stored config and refuses a file whose
+checksum, format or config does not match, saying what is wrong. The file is a torch.save archive of
+plain data (loaded with weights_only=True, so opening it never runs code from the file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+
+FORMAT = "pyddsar-detector"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images become network inputs (SPEC section 4's inference protocol)."""
+
+    input_size: int = 640          # the longer side is scaled to this, then padded to a square
+    mean: float = 127.5
+    std: float = 128.0
+    rgb: bool = True               # channel order the network expects
+    score_threshold: float = 0.02
+    nms_threshold: float = 0.45
+    pre_nms_topk: int = 5000
+    max_detections: int = 750
+
+
+def _checksum(config: dict, preprocessing: dict, state: dict) -> str:
+    """sha256 over the canonical JSON of the configs and every tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"config": config, "preprocessing": preprocessing}, sort_keys=True).encode())
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(state[name].shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_model(model, path: str, preprocessing: Optional[Preprocessing] = None) -> None:
+    """Write `model` (a pyddsar detector: it has `.config.to_dict()`) to `path`, atomically."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        raise ValueError("save_model needs a pyddsar detector (a model with .config.to_dict())")
+    preprocessing = preprocessing or Preprocessing()
+    if not isinstance(preprocessing, Preprocessing):
+        raise ValueError("preprocessing must be a pyddsar.model_file.Preprocessing")
+    cfg, pre = config.to_dict(), asdict(preprocessing)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": cfg,
+        "preprocessing": pre,
+        "state_dict": state,
+        "checksum": _checksum(cfg, pre, state),
+    }
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def is_model_file(path: str) -> bool:
+    """True when `path` looks like a pyddsar detector file (a torch zip archive with our format tag)."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def load_model(path: str, device="cpu"):
+    """-> (model, Preprocessing). ValueError when the file is missing, not a pyddsar detector file,
+    corrupt (checksum), or its weights do not fit its config."""
+    from .models import build_detector
+    from .models.detector import DetectorConfig
+
+    if not os.path.isfile(path):
+        raise ValueError(f"no model file at {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say so instead of a pickle traceback
+        raise ValueError(f"{path} is not a readable pyddsar model file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pyddsar model file (no '{FORMAT}' tag)")
+    if data.get("version") != VERSION:
+        raise ValueError(f"{path} has model file version {data.get('version')!r}; this pyddsar reads {VERSION}")
+    for key in ("config", "preprocessing", "state_dict", "checksum"):
+        if key not in data:
+            raise ValueError(f"{path} is corrupt: it lacks '{key}'")
+    if _checksum(data["config"], data["preprocessing"], data["state_dict"]) != data["checksum"]:
+        raise ValueError(f"{path} is corrupt: its checksum does not match its contents")
+    try:
+        config = DetectorConfig.from_dict(data["config"])
+        preprocessing = Preprocessing(**data["preprocessing"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: its config does not describe a pyddsar detector ({e})") from None
+    model = build_detector(config)
+    try:
+        model.load_state_dict(data["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: its weights do not match its config ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), preprocessing

@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=_cmd_score)
 
-    from . import search_cli
+    from . import search_cli, train_cli
+
+    train_cli.add_parser(sub)
 
     search_cli.add_parser(sub, _lambdas_arg, _resolution_wxh)
     from . import detect_cli

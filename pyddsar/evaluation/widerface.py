@@ -425,9 +425,7 @@ def write_pr_plot(path: str, result: WiderEvalResult, title: str = "WIDER Face p
 
 
 def evaluate_model(model=None, weights=None, data=None, gt=None, **kwargs) -> WiderEvalResult:
-    """Hook for ``pyddsar eval --model M --weights W --data DIR``: run the detector with the SPEC
-    section 4 inference protocol over the val images, write / collect ``{"event/name": [N, 5] x y w h
-    score}`` and pass them to :func:`evaluate`. Filled in by the detector work; until then it raises."""
-    raise NotImplementedError(
-        "pyddsar eval --model/--weights/--data is not available yet (the detector is not in this build); "
-        "write prediction txt files and use --predictions DIR")
+    """``pyddsar eval --model M --weights W --data DIR``: see :mod:`pyddsar.evaluation.model_eval`."""
+    from .model_eval import evaluate_model as run
+
+    return run(model=model, weights=weights, data=data, gt=gt, **kwargs)

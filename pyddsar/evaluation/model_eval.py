@@ -1,0 +1,66 @@
+"""`pyddsar eval --model M --weights W --data DIR`: run a detector over a dataset's val images with the
+inference protocol (SPEC section 4) and evaluate the predictions (WIDER Easy / Medium / Hard AP)."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+
+def load_detector_model(model: Optional[str], weights: str):
+    """A detector model from `weights`: a pyddsar model file (config inside; `model` may be None) or an
+    insightface SCRFD .onnx / older checkpoint for preset `model`."""
+    from ..model_file import is_model_file, load_model
+
+    if not weights or not os.path.isfile(weights):
+        raise ValueError(f"weights file not found: {weights}")
+    if is_model_file(weights):
+        return load_model(weights)[0]
+    if not model:
+        raise ValueError(f"{weights} is not a pyddsar model file; give --model with the preset it belongs to")
+    from ..detect_cli import load_model as load_named
+
+    return load_named(model, weights)
+
+
+def image_key(path: str) -> str:
+    """'event/name' of an image path (WIDER layout: images/<event>/<name>.jpg)."""
+    return f"{os.path.basename(os.path.dirname(path))}/{os.path.splitext(os.path.basename(path))[0]}"
+
+
+def predict_folder(detector, data: str, split: str = "val", batch_size: int = 8, progress=None) -> Dict[str, np.ndarray]:
+    """{"event/name": [N, 5] x y w h score} for every image of a dataset split."""
+    from ..data import FaceDataset
+
+    dataset = FaceDataset.from_folder(data, split=split)
+    paths = [s.image_path for s in dataset.samples]
+    out: Dict[str, np.ndarray] = {}
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        for path, det in zip(chunk, detector.detect_batch(chunk, batch_size=batch_size)):
+            b = np.asarray(det.boxes, dtype=np.float64).reshape(-1, 4)
+            s = np.asarray(det.scores, dtype=np.float64).reshape(-1, 1)
+            out[image_key(path)] = np.hstack([b[:, :2], b[:, 2:] - b[:, :2], s])
+        if progress is not None:
+            progress(min(start + batch_size, len(paths)), len(paths))
+    return out
+
+
+def evaluate_model(model=None, weights=None, data=None, gt=None, out_dir=None, iou_thresh: float = 0.5,
+                   device: str = "cpu", split: str = "val", batch_size: int = 8, **detector_kw):
+    """Detect over `data`'s `split` images, write the prediction txt files to `out_dir/predictions`
+    when `out_dir` is given, and evaluate against the .mat ground truth in `gt`."""
+    from ..inference import Detector
+    from .widerface import evaluate, write_predictions
+
+    if not data or not os.path.isdir(data):
+        raise ValueError(f"no dataset folder at {data}")
+    if not gt or not os.path.isdir(gt):
+        raise ValueError(f"no ground-truth folder at {gt}")
+    detector = Detector(load_detector_model(model, weights), device=device, **detector_kw)
+    preds = predict_folder(detector, data, split, batch_size)
+    if out_dir:
+        write_predictions(os.path.join(out_dir, "predictions"), preds)
+    return evaluate(preds, gt, iou_thresh=iou_thresh)

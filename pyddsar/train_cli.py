@@ -1,0 +1,66 @@
+"""`pyddsar train`: train a detector on a WIDER-format folder (SPEC section 4's recipe).
+
+Writes into --out: checkpoint.pt (every epoch and on Ctrl-C; `--resume` continues exactly),
+metrics.jsonl / metrics.csv, loss.png and model.pt (a pyddsar model file for `pyddsar detect` and
+`pyddsar eval`). Multi-process: `torchrun --nproc_per_node N -m pyddsar train ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser("train", help="train a detector (SGD, ATSS, QFL + DIoU) on a WIDER-format folder")
+    t.add_argument("--data", required=True, help="dataset folder (WIDER layout or `pyddsar data synthetic` output)")
+    t.add_argument("--model", default="ddsar-0.5g", help="preset name, structure string or search best.json")
+    t.add_argument("--arch", default=None, help="a search's best.json (overrides --model's backbone)")
+    t.add_argument("--out", default="runs/train")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch", type=int, default=8, help="images per process")
+    t.add_argument("--size", type=int, default=640, help="training crop side (multiple of 32)")
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--warmup-epochs", type=float, default=3.0)
+    t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init", default=None, help="fine-tune from an insightface SCRFD .onnx or a pyddsar model file")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    t.add_argument("--log-every", type=int, default=10)
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .training.trainer import TrainConfig, train
+
+    model = args.arch or args.model
+    cfg = TrainConfig(
+        data=args.data, model=model, out=args.out, epochs=args.epochs, batch=args.batch, size=args.size,
+        lr=args.lr, warmup_epochs=args.warmup_epochs, workers=args.workers, device=args.device, seed=args.seed,
+        init=args.init, max_steps=args.max_steps, log_every=args.log_every, resume=args.resume,
+    )
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+
+    def progress(epoch, step, steps, history):
+        if args.quiet or not rank0:
+            return
+        loss = history[-1]["loss"] if history else float("nan")
+        sys.stderr.write(f"\repoch {epoch + 1}/{args.epochs}  step {step}/{steps}  loss {loss:.4f}   ")
+        sys.stderr.flush()
+
+    try:
+        _, history = train(cfg, progress)
+    except KeyboardInterrupt:
+        if rank0:
+            print(f"\ninterrupted: checkpoint saved in {args.out}; continue with --resume", file=sys.stderr)
+        return 130
+    if rank0:
+        if not args.quiet:
+            sys.stderr.write("\n")
+        last = history[-1] if history else {}
+        print(f"trained {last.get('step', 0)} steps; final loss {last.get('loss', float('nan')):.4f}; "
+              f"wrote {args.out}/model.pt, checkpoint.pt, metrics.jsonl, metrics.csv, loss.png")
+    return 0

@@ -125,6 +125,8 @@ class Trainer:
                 torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
+        if self.device.type == "cpu":
+            torch.set_flush_denormal(True)  # subnormal floats make CPU convolutions many times slower
 
         self.dataset = FaceDataset.from_folder(cfg.data, split="train", seed=cfg.seed,
                                                transform=TrainAugment(size=cfg.size, scales=cfg.scales))

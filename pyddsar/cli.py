@@ -166,10 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     lam.add_argument("--json", action="store_true")
     lam.set_defaults(func=_cmd_lambdas)
 
-    from . import data_cli, eval_cli
+    from . import asfd_cli, data_cli, eval_cli
 
     data_cli.add_parser(sub)
     eval_cli.add_parser(sub)
+    asfd_cli.add_parser(sub)
     return p
 
 

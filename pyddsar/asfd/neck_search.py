@@ -1,0 +1,235 @@
+"""The AutoFAE neck search of SPEC section 6 on a pyddsar data set, and the saved form of its result.
+
+Bi-level, first-order (alternating): the training split is cut 9:9:2 (weights / architecture /
+mini-validation). Every step takes one batch of the weight part and updates the network weights by
+SGD; from half-way on (the architecture is frozen for the first half) it also takes one batch of
+the architecture part and updates ``arch_parameters`` (alpha, beta, kappa, gamma) by Adam (lr 0.01).
+The Gumbel temperature follows :func:`pyddsar.asfd.gumbel.tau_schedule` from 1.0 to 0.1 over all
+steps. A checkpoint (model, both optimisers, position, history) is written atomically after every
+epoch; ``resume=True`` continues from it. At the end the AutoFAE is derived and saved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+
+from .autofa import PLACEMENTS, AutoFACellSpec, AutoFAE, AutoFAESpec, DerivedAutoFAE
+from .autofe import AutoFESpec, OpSpec
+from .gumbel import tau_schedule
+from .params import arch_parameters, weight_parameters
+from .retinanet import build_asfd_baseline
+from .train import batch_loss, batches, load_train_dataset, minival_ap, save_atomic, split_indices
+
+FORMAT = "pyddsar-asfd-autofae"
+CHECKPOINT = "checkpoint.pt"
+
+
+# ----------------------------------------------------------------------------------------------
+# spec <-> JSON
+
+
+def spec_to_dict(spec: AutoFAESpec) -> dict:
+    def cell(c: AutoFACellSpec) -> dict:
+        return {"direction": c.direction, "kept": [list(k) for k in c.kept],
+                "weights": [list(w) for w in c.weights], "betas": [list(b) for b in c.betas]}
+
+    fe = None if spec.fe is None else {"preds": list(spec.fe.preds), "ops": [o.name for o in spec.fe.ops]}
+    return {"top_down": cell(spec.top_down), "bottom_up": cell(spec.bottom_up), "fe": fe, "placement": spec.placement}
+
+
+def spec_from_dict(d: dict) -> AutoFAESpec:
+    try:
+        def cell(c):
+            return AutoFACellSpec(c["direction"], tuple(tuple(int(j) for j in k) for k in c["kept"]),
+                                  tuple(tuple(float(x) for x in w) for w in c["weights"]),
+                                  tuple(tuple(float(x) for x in b) for b in c["betas"]))
+
+        fe = None if d.get("fe") is None else AutoFESpec(tuple(int(j) for j in d["fe"]["preds"]),
+                                                         tuple(OpSpec.parse(o) for o in d["fe"]["ops"]))
+        return AutoFAESpec(cell(d["top_down"]), cell(d["bottom_up"]), fe, d.get("placement", "between"))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"not an AutoFAE spec ({type(e).__name__}: {e})") from None
+
+
+def load_autofae_spec(path: str) -> AutoFAESpec:
+    """The spec in ``autofae.json`` / ``autofae.pt`` written by the neck search (or a bare spec dict)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"no AutoFAE file at {path}")
+    if path.endswith(".pt"):
+        d = torch.load(path, map_location="cpu", weights_only=False)
+    else:
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not JSON ({e})") from None
+    if isinstance(d, dict) and "spec" in d:
+        d = d["spec"]
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: not an AutoFAE spec")
+    return spec_from_dict(d)
+
+
+def load_derived_autofae(path: str) -> DerivedAutoFAE:
+    """The derived AutoFAE saved as ``autofae.pt`` (spec, width and searched weights)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"no AutoFAE file at {path}")
+    d = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a saved AutoFAE ({FORMAT})")
+    m = DerivedAutoFAE(int(d["channels"]), spec_from_dict(d["spec"]))
+    m.load_state_dict(d["state_dict"])
+    return m
+
+
+# ----------------------------------------------------------------------------------------------
+# search
+
+
+@dataclass
+class NeckSearchConfig:
+    data: str
+    out: str = "runs/asfd-neck"
+    epochs: int = 10
+    size: int = 256
+    placement: str = "between"
+    seed: int = 0
+    backbone: str = "resnet18"
+    base_width: int = 64
+    channels: int = 64
+    head_convs: int = 2
+    batch: int = 4
+    lr: float = 0.01           # SGD, network weights
+    arch_lr: float = 0.01      # Adam, architecture parameters
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    box_loss: str = "smooth_l1"
+    max_steps: Optional[int] = None   # stop after this many steps in all (tests, demos)
+    resume: bool = False
+
+    def validate(self) -> None:
+        for name in ("epochs", "size", "base_width", "channels", "batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.size < 64:
+            raise ValueError(f"size must be at least 64, got {self.size}")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
+        if not (self.lr > 0 and self.arch_lr > 0):
+            raise ValueError("lr and arch_lr must be positive")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be positive")
+        if not self.data or not os.path.isdir(self.data):
+            raise ValueError(f"no dataset folder at {self.data}")
+
+
+def _arch_vector(model) -> torch.Tensor:
+    ps = arch_parameters(model)
+    return torch.cat([p.detach().flatten() for p in ps]) if ps else torch.zeros(0)
+
+
+def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
+    """Run the search; write ``checkpoint.pt``, ``autofae.json``, ``autofae.txt``, ``autofae.pt``,
+    ``history.jsonl`` under ``cfg.out``. Returns a summary dict (also in ``autofae.json``)."""
+    cfg.validate()
+    os.makedirs(cfg.out, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    dataset = load_train_dataset(cfg.data, cfg.size, cfg.seed)
+    w_idx, a_idx, m_idx = split_indices(len(dataset), (9, 9, 2), cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    neck = AutoFAE(cfg.channels, 6, cfg.placement, generator=gen)
+    model = build_asfd_baseline(cfg.backbone, neck=neck, channels=cfg.channels, head_convs=cfg.head_convs,
+                                base_width=cfg.base_width).to(memory_format=torch.channels_last)
+    w_params, a_params = weight_parameters(model), arch_parameters(model)
+    w_opt = torch.optim.SGD(w_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    a_opt = torch.optim.Adam(a_params, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
+    spe = math.ceil(len(w_idx) / cfg.batch)
+    total = cfg.epochs * spe
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    freeze = total // 2
+    step, history = 0, []
+    ckpt = os.path.join(cfg.out, CHECKPOINT)
+    if cfg.resume:
+        if not os.path.isfile(ckpt):
+            raise ValueError(f"--resume: no checkpoint at {ckpt}")
+        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if st.get("format") != "pyddsar-asfd-neck-checkpoint" or st.get("config", {}).get("channels") != cfg.channels:
+            raise ValueError(f"{ckpt} is not a neck-search checkpoint of this configuration")
+        model.load_state_dict(st["model"])
+        w_opt.load_state_dict(st["w_opt"])
+        a_opt.load_state_dict(st["a_opt"])
+        step, history = st["step"], st["history"]
+        gen.set_state(st["gumbel_rng"])
+    epoch0 = step // spe
+    w_it = batches(dataset, w_idx, cfg.batch, cfg.seed, start_epoch=epoch0)
+    a_it = batches(dataset, a_idx, cfg.batch, cfg.seed + 1, start_epoch=epoch0)
+    for _ in range((step % spe)):  # mid-epoch resume (only after max_steps cuts an epoch)
+        next(w_it)
+    arch_start = _arch_vector(model)
+    model.train()
+
+    def save():
+        save_atomic({"format": "pyddsar-asfd-neck-checkpoint", "config": asdict(cfg), "model": model.state_dict(),
+                     "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(), "step": step,
+                     "history": history, "gumbel_rng": gen.get_state()}, ckpt)
+
+    while step < total:
+        tau = tau_schedule(step, total, 1.0, 0.1)
+        neck.set_tau(tau)
+        images, boxes, ignore = next(w_it)
+        wl = batch_loss(model, images.contiguous(memory_format=torch.channels_last), boxes, ignore, cfg.box_loss)
+        w_opt.zero_grad(set_to_none=True)
+        wl["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(w_params, 10.0)
+        w_opt.step()
+        row = {"step": step + 1, "tau": tau, "loss": float(wl["loss"].detach()), "arch_loss": None}
+        if step >= freeze and a_params:
+            images, boxes, ignore = next(a_it)
+            al = batch_loss(model, images.contiguous(memory_format=torch.channels_last), boxes, ignore, cfg.box_loss)
+            a_opt.zero_grad(set_to_none=True)
+            al["loss"].backward()
+            a_opt.step()
+            row["arch_loss"] = float(al["loss"].detach())
+        if not math.isfinite(row["loss"]):
+            raise ValueError(f"the neck search diverged at step {step + 1}")
+        history.append(row)
+        step += 1
+        if step % spe == 0 or step == total:
+            save()
+            log(f"step {step}/{total}  tau {tau:.3f}  loss {row['loss']:.4f}"
+                + (f"  arch loss {row['arch_loss']:.4f}" if row["arch_loss"] is not None else "  (architecture frozen)"))
+    derived = neck.derive()
+    model.neck = derived
+    model.eval()
+    ap = minival_ap(model, [dataset.samples[i] for i in m_idx], cfg.size)
+    spec = neck.spec()
+    description = derived.describe()
+    summary = {
+        "format": FORMAT, "channels": cfg.channels, "spec": spec_to_dict(spec), "description": description,
+        "placement": cfg.placement, "steps": total, "arch_frozen_steps": freeze,
+        "arch_change_l2": float((_arch_vector(neck) - arch_start).norm()),
+        "split": {"weights": len(w_idx), "architecture": len(a_idx), "minival": len(m_idx)},
+        "minival_ap_derived": ap, "config": asdict(cfg),
+    }
+    with open(os.path.join(cfg.out, "autofae.json.tmp"), "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(os.path.join(cfg.out, "autofae.json.tmp"), os.path.join(cfg.out, "autofae.json"))
+    with open(os.path.join(cfg.out, "autofae.txt"), "w") as f:
+        f.write(description + "\n")
+    save_atomic({"format": FORMAT, "channels": cfg.channels, "spec": spec_to_dict(spec),
+                 "state_dict": derived.state_dict(), "detector_state": model.state_dict(),
+                 "detector": {"backbone": cfg.backbone, "channels": cfg.channels, "head_convs": cfg.head_convs,
+                              "base_width": cfg.base_width}},
+                os.path.join(cfg.out, "autofae.pt"))
+    with open(os.path.join(cfg.out, "history.jsonl"), "w") as f:
+        for r in history:
+            f.write(json.dumps(r) + "\n")
+    return summary

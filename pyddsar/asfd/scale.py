@@ -1,0 +1,179 @@
+"""The ASFD scaling search of SPEC section 6 on a pyddsar data set.
+
+1. Supernet training: :class:`~pyddsar.asfd.supernet.ScalingSupernet` over the genes, one uniformly
+   sampled single path per SGD step (channels sliced). The first ``warmup_fraction`` of the steps run
+   at the maximum width (other genes sampled); after that the width cap descends through the channel
+   choices (:func:`~pyddsar.asfd.supernet.channel_cap`) and the width is sampled uniformly under it.
+   The supernet trains on the weight + architecture parts of the 9:9:2 split of the training images.
+2. Genetic search (:func:`~pyddsar.asfd.supernet.genetic_search`: mutation + crossover, top-k kept)
+   with the fitness
+
+       fitness(g) = AP_minival(g) - max(0, latency_ms(g) / X - 1)
+
+   where ``AP_minival`` in [0, 1] is the mini-validation AP of the extracted subnet (the 2/20 part
+   of the split, letterboxed to ``size``) and ``latency_ms`` the median measured latency of the
+   subnet on the current device at ``latency_resolution`` (batch 1). A path within the budget X is
+   not penalised; each multiple of X beyond it costs one whole unit of AP, so with a small X the
+   fastest paths win whatever their AP.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, replace
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from .autofa import AutoFAE
+from .supernet import Genes, ScalingSpace, ScalingSupernet, channel_cap, genetic_search, measure_latency_ms
+from .train import batch_loss, batches, load_train_dataset, minival_ap, save_atomic, split_indices
+
+
+def latency_penalty(latency_ms: float, budget_ms: float) -> float:
+    """``max(0, latency / budget - 1)`` (see the module docstring)."""
+    if not budget_ms > 0:
+        raise ValueError(f"the latency budget must be positive, got {budget_ms}")
+    return max(0.0, latency_ms / budget_ms - 1.0)
+
+
+@dataclass
+class ScaleConfig:
+    data: str
+    latency_ms: float
+    out: str = "runs/asfd-scale"
+    population: int = 50
+    iterations: int = 50
+    top_k: int = 10
+    supernet_steps: int = 1000
+    warmup_fraction: float = 0.2
+    neck: Optional[str] = None        # autofae.json / autofae.pt of the neck search
+    backbones: Tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
+    module_counts: Tuple[int, ...] = (1, 2, 3)
+    head_convs: Tuple[int, ...] = (1, 2, 3, 4)
+    channels: Tuple[int, ...] = (32, 48, 64, 96, 128)
+    base_width: int = 64
+    size: int = 256
+    latency_resolution: Tuple[int, int] = (640, 480)  # (width, height)
+    latency_runs: int = 5
+    batch: int = 4
+    lr: float = 0.01
+    seed: int = 0
+    box_loss: str = "smooth_l1"
+
+    def validate(self) -> None:
+        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, (int, float)) \
+                or not math.isfinite(self.latency_ms) or self.latency_ms <= 0:
+            raise ValueError(f"--latency-ms must be a positive number of milliseconds, got {self.latency_ms!r}")
+        for name in ("population", "supernet_steps", "base_width", "size", "latency_runs", "batch", "top_k"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.population < 2:
+            raise ValueError("population must be at least 2")
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
+            raise ValueError(f"iterations must be an integer >= 0, got {self.iterations!r}")
+        if not 0 <= self.warmup_fraction <= 1:
+            raise ValueError("warmup_fraction must be in [0, 1]")
+        if len(self.latency_resolution) != 2 or min(self.latency_resolution) < 32:
+            raise ValueError(f"latency_resolution must be (width, height) >= 32, got {self.latency_resolution}")
+        if not self.data or not os.path.isdir(self.data):
+            raise ValueError(f"no dataset folder at {self.data}")
+
+
+def _genes_dict(g: Genes) -> dict:
+    return {"backbone": g.backbone, "num_modules": g.num_modules, "skip_fe": list(g.skip_fe),
+            "head_convs": g.head_convs, "channels": g.channels}
+
+
+def genes_from_dict(d: dict) -> Genes:
+    return Genes(str(d["backbone"]), int(d["num_modules"]), tuple(bool(s) for s in d["skip_fe"]),
+                 int(d["head_convs"]), int(d["channels"]))
+
+
+def scale_search(cfg: ScaleConfig, log=print) -> dict:
+    """Train the supernet, run the genetic search, write ``supernet.pt``, ``genes.json`` (the chosen
+    path with its latency / AP / FLOPs / parameters and every evaluated path) and ``subnet.pt``."""
+    from ..models.complexity import complexity
+    from .neck_search import load_autofae_spec
+
+    cfg.validate()
+    space = ScalingSpace(tuple(cfg.backbones), tuple(cfg.module_counts), tuple(cfg.head_convs), tuple(cfg.channels))
+    if cfg.neck:
+        spec = load_autofae_spec(cfg.neck)
+    else:  # no searched neck given: the AutoFAE at initialisation (first choices, equal aggregation)
+        spec = AutoFAE(max(space.channels), 6, "between").spec()
+    os.makedirs(cfg.out, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    dataset = load_train_dataset(cfg.data, cfg.size, cfg.seed)
+    w_idx, a_idx, m_idx = split_indices(len(dataset), (9, 9, 2), cfg.seed)
+    net = ScalingSupernet(space, spec, cfg.base_width).to(memory_format=torch.channels_last)
+    params = list(net.parameters())
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)
+    rng = random.Random(cfg.seed)
+    it = batches(dataset, list(w_idx) + list(a_idx), cfg.batch, cfg.seed)
+    widest = max(space.channels)
+    warm = int(cfg.supernet_steps * cfg.warmup_fraction)
+    net.train()
+    for step in range(cfg.supernet_steps):
+        cap = channel_cap(step, cfg.supernet_steps, space, cfg.warmup_fraction)
+        genes = space.sample(rng, cap)
+        if step < warm:
+            genes = replace(genes, channels=widest)
+        images, boxes, ignore = next(it)
+        losses = batch_loss(lambda x: net(x, genes), images.contiguous(memory_format=torch.channels_last),
+                            boxes, ignore, cfg.box_loss)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
+        if not math.isfinite(float(losses["loss"].detach())):
+            raise ValueError(f"supernet training diverged at step {step + 1}")
+        if (step + 1) % max(1, cfg.supernet_steps // 10) == 0 or step + 1 == cfg.supernet_steps:
+            log(f"supernet step {step + 1}/{cfg.supernet_steps}  width cap {cap}  "
+                f"loss {float(losses['loss'].detach()):.4f}  path: {genes.describe()}")
+    save_atomic({"format": "pyddsar-asfd-supernet", "config": asdict(cfg), "state_dict": net.state_dict()},
+                os.path.join(cfg.out, "supernet.pt"))
+
+    net.eval()
+    minival = [dataset.samples[i] for i in m_idx]
+    w, h = cfg.latency_resolution
+    probe = torch.zeros(1, 3, h, w)
+    records = {}
+
+    def fitness(g: Genes) -> float:
+        sub = net.subnet(g).eval()
+        lat = measure_latency_ms(sub, probe, warmup=1, runs=cfg.latency_runs)
+        ap = minival_ap(sub, minival, cfg.size)
+        fit = ap - latency_penalty(lat, cfg.latency_ms)
+        records[g] = {"genes": _genes_dict(g), "description": g.describe(), "latency_ms": lat,
+                      "minival_ap": ap, "fitness": fit}
+        return fit
+
+    result = genetic_search(space, fitness, cfg.population, cfg.iterations, min(cfg.top_k, cfg.population),
+                            seed=cfg.seed)
+    best = result.best
+    sub = net.subnet(best).eval()
+    cx = complexity(sub, (w, h))
+    chosen = dict(records[best], flops=cx.flops, params=cx.params)
+    summary = {
+        "format": "pyddsar-asfd-scale", "chosen": chosen, "latency_budget_ms": cfg.latency_ms,
+        "fitness_formula": "minival_ap - max(0, latency_ms / latency_budget_ms - 1)",
+        "latency_resolution": [w, h], "device": "cpu", "torch_threads": torch.get_num_threads(),
+        "neck_spec": cfg.neck or "AutoFAE at initialisation",
+        "space": {"backbones": list(space.backbones), "module_counts": list(space.module_counts),
+                  "head_convs": list(space.head_convs), "channels": list(space.channels)},
+        "split": {"supernet": len(w_idx) + len(a_idx), "minival": len(m_idx)},
+        "history": [list(r) for r in result.history], "evaluated": list(records.values()),
+        "config": asdict(cfg),
+    }
+    tmp = os.path.join(cfg.out, "genes.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(tmp, os.path.join(cfg.out, "genes.json"))
+    save_atomic({"format": "pyddsar-asfd-subnet", "genes": _genes_dict(best), "state_dict": sub.state_dict()},
+                os.path.join(cfg.out, "subnet.pt"))
+    return summary

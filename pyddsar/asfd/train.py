@@ -1,0 +1,262 @@
+"""Training and evaluation of ASFD detectors (RetinaNet-style, SPEC section 6) on pyddsar data sets.
+
+* :func:`train_asfd` is a plain SGD step loop (focal + smooth-L1 / GIoU, :mod:`pyddsar.asfd.loss`)
+  over square crops of :class:`pyddsar.data.augment.TrainAugment`.
+* :func:`evaluate_asfd` letterboxes every image of a split to ``size`` x ``size`` (long side scaled
+  to ``size``, the rest padded with grey), runs the model with ASFD's test protocol
+  (``ASFD_TEST_PROTOCOL``: score 0.05, top 2000, NMS 0.4, 750 kept), maps the boxes back to the
+  original image and returns WIDER Easy / Medium / Hard AP via :func:`pyddsar.evaluation.evaluate`.
+* :func:`minival_ap` is the same on a list of training samples with all their (non-ignored) faces
+  counted, the mini-validation AP of the neck search and of the scaling fitness.
+
+The forward of a model is any callable ``images -> {"logits", "deltas", "sizes"}`` (an
+:class:`~pyddsar.asfd.retinanet.ASFDDetector`, or ``lambda x: supernet(x, genes)``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .loss import asfd_loss
+from .retinanet import ASFD_TEST_PROTOCOL, InferenceProtocol, asfd_anchors, asfd_postprocess, decode_boxes
+
+MEAN, STD = 127.5, 128.0
+
+
+def save_atomic(obj, path: str) -> None:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path`` (a kill mid-write leaves
+    the previous file intact)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_train_dataset(data: str, size: int, seed: int = 0, scales: Optional[Sequence[float]] = None):
+    """The ``train`` split of ``data`` with SCRFD-style square-crop augmentation to ``size``."""
+    from ..data import FaceDataset
+    from ..data.augment import DEFAULT_SCALES, TrainAugment
+
+    if not data or not os.path.isdir(data):
+        raise ValueError(f"no dataset folder at {data}")
+    ds = FaceDataset.from_folder(data, split="train", seed=seed,
+                                 transform=TrainAugment(size=size, scales=tuple(scales or DEFAULT_SCALES)))
+    if len(ds) == 0:
+        raise ValueError(f"the training split of {data} has no usable images")
+    return ds
+
+
+def split_indices(n: int, ratios: Sequence[int] = (9, 9, 2), seed: int = 0) -> List[List[int]]:
+    """Shuffle ``range(n)`` (seeded) and cut it by ``ratios`` (SPEC: 9:9:2 = weights / architecture /
+    mini-validation). Every part gets at least one index, so ``n >= len(ratios)`` is required."""
+    if n < len(ratios):
+        raise ValueError(f"need at least {len(ratios)} training images to split {':'.join(map(str, ratios))}, got {n}")
+    perm = np.random.default_rng([seed, 7]).permutation(n).tolist()
+    total = float(sum(ratios))
+    bounds = [0]
+    acc = 0
+    for r in ratios[:-1]:
+        acc += r
+        bounds.append(int(round(n * acc / total)))
+    bounds.append(n)
+    for k in range(1, len(bounds)):  # at least one per part
+        bounds[k] = min(max(bounds[k], bounds[k - 1] + 1), n - (len(bounds) - 1 - k))
+    return [perm[bounds[k]:bounds[k + 1]] for k in range(len(ratios))]
+
+
+def batches(dataset, indices: Sequence[int], batch: int, seed: int = 0, start_epoch: int = 0) -> Iterator[Tuple]:
+    """Endless ``(images, boxes, ignore)`` batches over ``indices``, reshuffled each epoch from (seed, epoch)."""
+    from ..data.augment import collate
+
+    indices = list(indices)
+    if not indices:
+        raise ValueError("no samples to draw batches from")
+    epoch = start_epoch
+    while True:
+        dataset.set_epoch(epoch)
+        order = [indices[i] for i in np.random.default_rng([seed, epoch]).permutation(len(indices))]
+        for s in range(0, len(order), batch):
+            images, boxes, _, ignore = collate([dataset[i] for i in order[s:s + batch]])
+            yield images, boxes, ignore
+        epoch += 1
+
+
+def batch_loss(forward: Callable, images: torch.Tensor, boxes, ignore, box_loss: str = "smooth_l1") -> Dict[str, torch.Tensor]:
+    out = forward(images)
+    anchors = asfd_anchors(out["sizes"], device=images.device)
+    return asfd_loss(out["logits"], out["deltas"], anchors, boxes, ignore, box_loss=box_loss)
+
+
+def _to(images: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
+    images = images.to(device)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def train_asfd(
+    model: torch.nn.Module,
+    dataset,
+    steps: int,
+    batch: int = 4,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    warmup_steps: int = 0,
+    box_loss: str = "smooth_l1",
+    indices: Optional[Sequence[int]] = None,
+    device: str = "cpu",
+    seed: int = 0,
+    channels_last: bool = True,
+    forward: Optional[Callable] = None,
+    log: Optional[Callable[[dict], None]] = None,
+) -> List[dict]:
+    """``steps`` SGD steps of ``model`` on ``dataset`` (a ``FaceDataset`` with a ``TrainAugment``),
+    restricted to ``indices`` when given. Linear warm-up over ``warmup_steps``, then constant ``lr``;
+    gradients clipped at norm 10. Returns the per-step history (``step``, ``loss``, ``cls``, ``box``,
+    ``num_pos``, ``lr``)."""
+    for name, v in (("steps", steps), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    fwd = forward or model
+    it = batches(dataset, range(len(dataset)) if indices is None else indices, batch, seed)
+    history = []
+    for step in range(steps):
+        cur = lr * min(1.0, (step + 1) / warmup_steps) if warmup_steps else lr
+        for g in opt.param_groups:
+            g["lr"] = cur
+        images, boxes, ignore = next(it)
+        losses = batch_loss(fwd, _to(images, dev, channels_last), boxes, ignore, box_loss)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
+        row = {"step": step + 1, "lr": cur, **{k: float(v.detach()) for k, v in losses.items()}}
+        if not all(math.isfinite(row[k]) for k in ("loss", "cls", "box")):
+            raise ValueError(f"training diverged at step {step + 1}: {row}")
+        history.append(row)
+        if log is not None:
+            log(row)
+    return history
+
+
+# ----------------------------------------------------------------------------------------------
+# inference and evaluation
+
+
+def letterbox(image_rgb: np.ndarray, size: int) -> Tuple[np.ndarray, float]:
+    """RGB uint8 [H, W, 3] -> normalised float32 [3, size, size] (long side scaled to ``size``,
+    top-left aligned, grey padding) and the scale factor."""
+    import cv2
+
+    h, w = image_rgb.shape[:2]
+    scale = size / float(max(h, w))
+    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    canvas = np.full((size, size, 3), 128, dtype=np.uint8)
+    canvas[:nh, :nw] = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return ((canvas.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1).copy(), scale
+
+
+@torch.no_grad()
+def detect(forward: Callable, images: torch.Tensor,
+           protocol: InferenceProtocol = ASFD_TEST_PROTOCOL) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Per image ``(boxes [K, 4], scores [K])`` of a forward callable, post-processed by ``protocol``."""
+    out = forward(images)
+    anchors = asfd_anchors(out["sizes"], device=images.device)
+    res = []
+    for lo, de in zip(out["logits"], out["deltas"]):
+        b, s, _ = asfd_postprocess(decode_boxes(anchors, de.float()), torch.sigmoid(lo[:, 0].float()), protocol)
+        res.append((b, s))
+    return res
+
+
+def _key(path: str) -> str:
+    return f"{os.path.basename(os.path.dirname(path))}/{os.path.splitext(os.path.basename(path))[0]}"
+
+
+def predict_paths(model, paths: Sequence[str], size: int = 640, batch: int = 4, device: str = "cpu",
+                  forward: Optional[Callable] = None,
+                  protocol: InferenceProtocol = ASFD_TEST_PROTOCOL) -> Dict[str, np.ndarray]:
+    """``{"event/name": [K, 5] x y w h score}`` for image files, letterboxed to ``size``."""
+    import cv2
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+        raise ValueError(f"size must be an int >= 32, got {size!r}")
+    fwd = forward or model
+    was = model.training if model is not None else None
+    if model is not None:
+        model.eval()
+    out: Dict[str, np.ndarray] = {}
+    try:
+        for s in range(0, len(paths), batch):
+            chunk, arrays, scales = list(paths[s:s + batch]), [], []
+            for p in chunk:
+                img = cv2.imread(p, cv2.IMREAD_COLOR)
+                if img is None:
+                    raise ValueError(f"cannot read image {p}")
+                a, sc = letterbox(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size)
+                arrays.append(a)
+                scales.append(sc)
+            x = torch.from_numpy(np.stack(arrays)).to(device)
+            for p, sc, (b, sco) in zip(chunk, scales, detect(fwd, x, protocol)):
+                b = b.double().cpu().numpy() / sc
+                out[_key(p)] = np.hstack([b[:, :2], b[:, 2:] - b[:, :2], sco.double().cpu().numpy()[:, None]])
+    finally:
+        if model is not None and was:
+            model.train()
+    return out
+
+
+def evaluate_asfd(model, data_dir: str, split: str = "val", size: int = 640, gt: Optional[str] = None,
+                  batch: int = 4, device: str = "cpu", forward: Optional[Callable] = None):
+    """WIDER Easy / Medium / Hard AP of ``model`` on the ``split`` images of ``data_dir`` (letterboxed to
+    ``size``, ASFD test protocol). ``gt``: the folder with the WIDER .mat files (default
+    ``data_dir/ground_truth``, where :func:`pyddsar.data.synthetic.write_dataset` writes them).
+    Returns a :class:`pyddsar.evaluation.WiderEvalResult`."""
+    from ..data import FaceDataset
+    from ..evaluation import evaluate
+
+    if not data_dir or not os.path.isdir(data_dir):
+        raise ValueError(f"no dataset folder at {data_dir}")
+    gt = gt or os.path.join(data_dir, "ground_truth")
+    if not os.path.isdir(gt):
+        raise ValueError(f"no ground-truth folder at {gt} (give gt=... with the WIDER .mat files)")
+    ds = FaceDataset.from_folder(data_dir, split=split)
+    preds = predict_paths(model, [s.image_path for s in ds.samples], size, batch, device, forward)
+    return evaluate(preds, gt)
+
+
+def minival_ap(model, samples, size: int = 640, batch: int = 4, device: str = "cpu",
+               forward: Optional[Callable] = None) -> float:
+    """AP (IoU 0.5, WIDER's evaluation code) on training samples (``FaceSample`` list), every
+    non-ignored face counted (no Easy / Medium / Hard split): the mini-validation AP."""
+    import warnings
+
+    from ..evaluation import WiderGroundTruth, evaluate
+
+    samples = list(samples)
+    if not samples:
+        raise ValueError("mini-validation needs at least one sample")
+    preds = predict_paths(model, [s.image_path for s in samples], size, batch, device, forward)
+    keys = [_key(s.image_path) for s in samples]
+    boxes = [np.hstack([s.boxes[:, :2], s.boxes[:, 2:] - s.boxes[:, :2]]).astype(np.float64) for s in samples]
+    keepers = [np.nonzero(~np.asarray(s.ignore, bool))[0] for s in samples]
+    gt = WiderGroundTruth([k.split("/")[0] for k in keys], [k.split("/")[1] for k in keys], boxes,
+                          {sub: keepers for sub in ("easy", "medium", "hard")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evaluate(preds, gt)
+    ap = res.ap["hard"]
+    return float(ap) if math.isfinite(ap) else 0.0

@@ -1,0 +1,99 @@
+"""`pyddsar asfd search-neck / scale / baseline` end to end on a tiny synthetic set (CPU, seconds)."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from pyddsar.asfd import ScalingSpace
+from pyddsar.asfd.neck_search import load_autofae_spec, load_derived_autofae
+from pyddsar.asfd.scale import genes_from_dict, latency_penalty
+from pyddsar.cli import main
+
+TINY = ["--size", "96", "--base-width", "4", "--batch", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from pyddsar.data.synthetic import write_dataset
+
+    d = tmp_path_factory.mktemp("asfd_data")
+    write_dataset(str(d), n_train=10, n_val=4, image_size=(192, 160))
+    return str(d)
+
+
+def test_search_neck_freezes_then_moves_arch_and_saves_derived(data, tmp_path, capsys):
+    out = str(tmp_path / "neck")
+    rc = main(["asfd", "search-neck", "--data", data, "--out", out, "--epochs", "50", "--max-steps", "4",
+               "--channels", "8", "--head-convs", "1", *TINY])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "node 1 =" in printed and "top-down:" in printed
+    hist = [json.loads(line) for line in open(os.path.join(out, "history.jsonl"))]
+    assert [h["arch_loss"] is None for h in hist] == [True, True, False, False]
+    assert hist[0]["tau"] == pytest.approx(1.0) and hist[-1]["tau"] < hist[0]["tau"]
+    ck = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
+    assert ck["step"] == 4
+    steps = {int(s["step"]) for s in ck["a_opt"]["state"].values()}
+    assert steps == {2}  # Adam stepped only in the second half
+    summary = json.load(open(os.path.join(out, "autofae.json")))
+    assert summary["arch_change_l2"] > 0 and summary["arch_frozen_steps"] == 2
+    assert summary["description"] == open(os.path.join(out, "autofae.txt")).read().strip()
+    spec = load_autofae_spec(os.path.join(out, "autofae.json"))
+    neck = load_derived_autofae(os.path.join(out, "autofae.pt")).eval()
+    assert neck.spec == spec and spec.placement == "between"
+    feats = [torch.randn(1, 8, s, s) for s in (8, 4, 2, 1, 1, 1)]
+    ys = neck(feats)
+    assert [y.shape for y in ys] == [f.shape for f in feats]
+    assert all(torch.isfinite(y).all() for y in ys)
+
+
+def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, capsys):
+    out = str(tmp_path / "scale")
+    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e-6", "--population", "4",
+               "--iterations", "1", "--top-k", "2", "--supernet-steps", "3", "--backbones", "resnet18",
+               "--module-counts", "1,2", "--head-convs", "1,2", "--channels", "4,8", "--latency-resolution", "64x64",
+               "--latency-runs", "2", *TINY])
+    assert rc == 0
+    assert "chosen path:" in capsys.readouterr().out
+    d = json.load(open(os.path.join(out, "genes.json")))
+    space = ScalingSpace(("resnet18",), (1, 2), (1, 2), (4, 8))
+    chosen = d["chosen"]
+    space.validate(genes_from_dict(chosen["genes"]))
+    for e in d["evaluated"]:
+        space.validate(genes_from_dict(e["genes"]))
+        assert e["fitness"] == pytest.approx(e["minival_ap"] - latency_penalty(e["latency_ms"], 1e-6))
+    assert chosen["latency_ms"] == min(e["latency_ms"] for e in d["evaluated"])
+    assert chosen["flops"] > 0 and chosen["params"] > 0
+    assert os.path.isfile(os.path.join(out, "subnet.pt")) and os.path.isfile(os.path.join(out, "supernet.pt"))
+
+
+def test_latency_penalty_formula():
+    assert latency_penalty(5.0, 10.0) == 0.0
+    assert latency_penalty(30.0, 10.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        latency_penalty(1.0, 0.0)
+
+
+def test_baseline_trains_and_evaluates(data, tmp_path, capsys):
+    out = str(tmp_path / "base")
+    rc = main(["asfd", "baseline", "--data", data, "--out", out, "--max-steps", "2", "--channels", "8",
+               "--head-convs", "1", "--eval-size", "128", *TINY])
+    assert rc == 0
+    assert "Hard AP" in capsys.readouterr().out
+    res = json.load(open(os.path.join(out, "result.json")))
+    assert res["steps"] == 2 and 0 <= res["hard"] <= 1 and res["num_images"] == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["asfd", "search-neck", "--data", "/nonexistent/asfd"], "no dataset folder"),
+    (["asfd", "scale", "--data", "/nonexistent/asfd", "--latency-ms", "5"], "no dataset folder"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "-3"], "--latency-ms must be a positive"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "0"], "--latency-ms must be a positive"),
+    (["asfd", "search-neck", "--data", ".", "--epochs", "0"], "epochs must be a positive"),
+    (["asfd", "baseline", "--data", "/nonexistent/asfd"], "no dataset folder"),
+])
+def test_bad_input_clear_errors(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     search_cli.add_parser(sub, _lambdas_arg, _resolution_wxh)
     from . import detect_cli
     detect_cli.add_parser(sub)
+    from . import bench_cli
+    bench_cli.add_parser(sub)
 
     lam = sub.add_parser("lambdas", help="stage weights lambda_1..lambda_5 from WIDER-style ground truth (ATSS)")
     lam.add_argument("--gt", required=True, help="wider_face_val.mat, wider_face_*_bbx_gt.txt or label.txt")

@@ -165,28 +165,55 @@ class Detector:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence, batch_size: int = 8) -> List[Detections]:
-        """Faces in each image, forwarded ``batch_size`` at a time."""
+        """Faces in each image of ``images`` (paths or arrays of any, possibly different, sizes).
+
+        Every image is letterboxed into the same ``input_size`` square (a multiple of 32: longer side
+        scaled to it, bottom/right padded with zeros), so images of different sizes and orientations
+        stack into one batch of ``batch_size``; each image's result is the one :meth:`detect` gives
+        (up to float rounding of batched convolutions)."""
         if isinstance(images, (str, os.PathLike, np.ndarray)):
             raise ValueError("detect_batch takes a list of images; use detect() for one")
-        imgs = [to_bgr8(im) for im in images]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        images = list(images)
         out: List[Detections] = []
-        for i in range(0, len(imgs), max(1, int(batch_size))):
-            out.extend(self._run(imgs[i:i + batch_size]))
+        for i in range(0, len(images), batch_size):
+            out.extend(self._run([to_bgr8(im) for im in images[i:i + batch_size]]))
         return out
 
-    @torch.no_grad()
-    def _run(self, imgs: List[np.ndarray]) -> List[Detections]:
+    # -- the three stages (timed separately by `pyddsar bench`) --------------------------------------
+    def preprocess(self, imgs: Sequence[np.ndarray]):
+        """BGR uint8 images -> (input tensor [B, 3, S, S] on the device, letterbox scales)."""
         boxes_in, scales = zip(*(letterbox(im, self.input_size) for im in imgs))
         x = normalise(np.stack(boxes_in)).to(self.device)
         if self.half:
             x = x.half()
-        raw = self.model.predict_raw(x)
+        return x, list(scales)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor):
+        """The network and box decoding: :class:`pyddsar.models.RawPredictions`."""
+        return self.model.predict_raw(x)
+
+    @torch.no_grad()
+    def postprocess(self, raw, scales) -> List[Detections]:
+        """Threshold, top-k, NMS per image; boxes and landmarks mapped back by each image's scale."""
         res = []
+        boxes_all = raw.boxes.float()
+        scores_all = raw.scores.float()
         for b, s in enumerate(scales):
-            bx, sc, idx = ops.postprocess(fix_boxes(raw.boxes[b].float()), raw.scores[b].float(), self.score_threshold,
+            scores = scores_all[b]
+            # the threshold first: only candidates are fixed and checked (a cheaper, identical result)
+            cand = torch.nonzero(scores > self.score_threshold).flatten()
+            bx, sc, idx = ops.postprocess(fix_boxes(boxes_all[b, cand]), scores[cand], self.score_threshold,
                                           self.pre_nms_topk, self.nms_threshold, self.max_detections)
+            idx = cand[idx]
             lm = None
             if raw.kps is not None:
                 lm = (raw.kps[b][idx].float() / s).cpu().numpy().astype(np.float32)
             res.append(Detections((bx / s).cpu().numpy().astype(np.float32), sc.cpu().numpy().astype(np.float32), lm))
         return res
+
+    def _run(self, imgs: List[np.ndarray]) -> List[Detections]:
+        x, scales = self.preprocess(imgs)
+        return self.postprocess(self.forward(x), scales)

@@ -99,8 +99,10 @@ def test_export_bad_arguments(tmp_path):
         export_onnx(m, tmp_path / "missing" / "m.onnx")
     with pytest.raises(ValueError):
         export_onnx(torch.nn.Conv2d(3, 3, 1), tmp_path / "m.onnx")
-    with pytest.raises(NotImplementedError, match="postprocess"):
-        export_onnx(m, tmp_path / "m.onnx", postprocess=True)
+    with pytest.raises(ValueError, match="nms_threshold"):
+        export_onnx(m, tmp_path / "m.onnx", postprocess=True, nms_threshold=1.5)
+    with pytest.raises(ValueError, match="max_detections"):
+        export_onnx(m, tmp_path / "m.onnx", postprocess=True, max_detections=0)
 
 
 def test_import_rejects_non_scrfd(tmp_path):

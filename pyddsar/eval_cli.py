@@ -14,8 +14,9 @@ def _cmd_eval(args) -> int:
 
     if args.predictions and (args.model or args.weights or args.data):
         raise ValueError("give either --predictions DIR or --model/--weights/--data, not both")
-    if not args.predictions and not (args.model and args.weights and args.data):
-        raise ValueError("give --predictions DIR, or all of --model, --weights and --data")
+    if not args.predictions and not (args.weights and args.data):
+        raise ValueError("give --predictions DIR, or --weights and --data (and --model unless the weights are a "
+                         "pyddsar model file)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.predictions:

@@ -12,17 +12,14 @@ import numpy as np
 def load_detector_model(model: Optional[str], weights: str):
     """A detector model from `weights`: a pyddsar model file (config inside; `model` may be None) or an
     insightface SCRFD .onnx / older checkpoint for preset `model`."""
-    from ..model_file import is_model_file, load_model
+    from ..detect_cli import load_weights
+    from ..model_file import is_model_file
 
-    if not weights or not os.path.isfile(weights):
-        raise ValueError(f"weights file not found: {weights}")
-    if is_model_file(weights):
-        return load_model(weights)[0]
-    if not model:
+    if weights and os.path.isfile(weights) and is_model_file(weights):
+        return load_weights(weights)[0]  # the file carries its own config
+    if weights and os.path.isfile(weights) and not model and not weights.endswith(".onnx"):
         raise ValueError(f"{weights} is not a pyddsar model file; give --model with the preset it belongs to")
-    from ..detect_cli import load_model as load_named
-
-    return load_named(model, weights)
+    return load_weights(weights, model)[0]
 
 
 def image_key(path: str) -> str:

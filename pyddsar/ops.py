@@ -387,7 +387,8 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
 # NMS
 
 
-def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Tensor], thr: float) -> torch.Tensor:
+def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Tensor], thr: float,
+              max_keep: int = -1) -> torch.Tensor:
     if boxes.device.type == "cuda":  # the CPU kernel checks values itself, in the same words
         _check_values(boxes, "boxes", boxes=True)
         _check_values(scores, "scores", boxes=False)
@@ -410,30 +411,34 @@ def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Te
             sb.data_ptr(), sc.data_ptr() if sc is not None else 0, n, thr,
             mask.data_ptr(), keep.data_ptr(), count.data_ptr(), dev, stream,
         )  # fmt: skip
-        return order[keep[: int(count.item())]]
+        kept = order[keep[: int(count.item())]]
+        return kept if max_keep < 0 else kept[:max_keep]
     keep = torch.empty(n, dtype=torch.int64)
-    count = _core.nms_cpu(b.data_ptr(), s.data_ptr(), c.data_ptr() if c is not None else 0, n, thr, keep.data_ptr())
+    count = _core.nms_cpu(b.data_ptr(), s.data_ptr(), c.data_ptr() if c is not None else 0, n, thr, keep.data_ptr(),
+                          max_keep)
     return keep[:count].clone()
 
 
 @custom_op("pyddsar::nms", mutates_args=())
-def _nms_op(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    return _nms_impl(boxes, scores, None, iou_threshold)
+def _nms_op(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, max_keep: int = -1) -> torch.Tensor:
+    # max_keep >= 0 stops after that many kept boxes (the first max_keep of a full NMS, found sooner)
+    return _nms_impl(boxes, scores, None, iou_threshold, max_keep)
 
 
 @_nms_op.register_fake
-def _(boxes, scores, iou_threshold):
+def _(boxes, scores, iou_threshold, max_keep=-1):
     n = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty((n,), dtype=torch.int64)
 
 
 @custom_op("pyddsar::batched_nms", mutates_args=())
-def _batched_nms_op(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    return _nms_impl(boxes, scores, idxs, iou_threshold)
+def _batched_nms_op(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float,
+                    max_keep: int = -1) -> torch.Tensor:
+    return _nms_impl(boxes, scores, idxs, iou_threshold, max_keep)
 
 
 @_batched_nms_op.register_fake
-def _(boxes, scores, idxs, iou_threshold):
+def _(boxes, scores, idxs, iou_threshold, max_keep=-1):
     n = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty((n,), dtype=torch.int64)
 
@@ -503,12 +508,11 @@ def postprocess(
     cand = cand[order]
     if k is not None:
         cand = cand[:k]
+    limit = -1 if m is None else m  # NMS stops once max_detections boxes are kept
     if idxs is None:
-        keep = _nms_op(boxes[cand], scores[cand], thr)
+        keep = _nms_op(boxes[cand], scores[cand], thr, limit)
     else:
-        keep = _batched_nms_op(boxes[cand], scores[cand], idxs[cand], thr)
-    if m is not None:
-        keep = keep[:m]
+        keep = _batched_nms_op(boxes[cand], scores[cand], idxs[cand], thr, limit)
     index = cand[keep]
     return boxes[index], scores[index], index
 

@@ -225,3 +225,20 @@ def test_nms_cuda_bad_input():
         ops.nms(torch.tensor([[0.0, 0, float("nan"), 1]]).cuda(), torch.ones(1).cuda(), 0.5)
     with pytest.raises(ValueError, match="device"):
         ops.nms(torch.zeros(2, 4).cuda(), torch.zeros(2), 0.5)
+
+
+def test_postprocess_stops_nms_at_max_detections_with_the_same_result():
+    # the early exit must give exactly the first max_detections boxes of a full NMS
+    g = torch.Generator().manual_seed(7)
+    xy = torch.rand(3000, 2, generator=g) * 600
+    boxes = torch.cat([xy, xy + torch.rand(3000, 2, generator=g) * 80 + 1], 1)
+    scores = torch.rand(3000, generator=g)
+    full = ops.nms(boxes, scores, 0.45)
+    assert len(full) > 300
+    for m in (1, 50, 300, len(full), len(full) + 10):
+        _, _, idx = ops.postprocess(boxes, scores, 0.0, None, 0.45, m)
+        assert torch.equal(idx, full[:m])
+    labels = torch.randint(0, 3, (3000,), generator=g)
+    full_b = ops.batched_nms(boxes, scores, labels, 0.45)
+    _, _, idx = ops.postprocess(boxes, scores, 0.0, None, 0.45, 100, idxs=labels)
+    assert torch.equal(idx, full_b[:100])

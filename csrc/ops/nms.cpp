@@ -13,7 +13,7 @@ namespace pyddsar {
 namespace ops {
 
 int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, int64_t n, double iou_threshold,
-                int64_t* keep) {
+                int64_t* keep, int64_t max_keep) {
   require(n >= 0, "number of boxes must be non-negative");
   require(iou_threshold >= 0.0 && iou_threshold <= 1.0, "iou_threshold must be in [0, 1]");
   if (n == 0) return 0;
@@ -51,6 +51,7 @@ int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, in
   int64_t count = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (removed[i]) continue;
+    if (count == max_keep) break;  // greedy order: later boxes cannot change the first max_keep kept
     keep[count++] = keys[i].index;
     const float ax1 = x1[i], ay1 = y1[i], ax2 = x2[i], ay2 = y2[i], ai = area[i];
     // The same float operations as nms_iou() in box_math.h, written out over the arrays.

@@ -37,7 +37,7 @@ void box_iou_cpu(const float* a, int64_t n, const float* b, int64_t m, float* ou
 // IoU with a kept box exceeds iou_threshold; with idxs (batched NMS) only boxes of the same idx
 // suppress each other. Writes the kept indices to keep (capacity n); returns how many.
 int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, int64_t n, double iou_threshold,
-                int64_t* keep);
+                int64_t* keep, int64_t max_keep = -1);
 
 // atss_assign.cpp -----------------------------------------------------------------------------
 // ATSS (mmdet's algorithm, SPEC section 4). anchors: N x 4, level_sizes: anchors per level (sum N),

@@ -86,13 +86,16 @@ void bind_ops(py::module_& m) {
       py::arg("a"), py::arg("n"), py::arg("b"), py::arg("m"), py::arg("out"));
   m.def(
       "nms_cpu",
-      [](uintptr_t boxes, uintptr_t scores, uintptr_t idxs, int64_t n, double iou_threshold, uintptr_t keep) {
+      [](uintptr_t boxes, uintptr_t scores, uintptr_t idxs, int64_t n, double iou_threshold, uintptr_t keep,
+         int64_t max_keep) {
         py::gil_scoped_release release;
         return nms_cpu(ptr<const float>(boxes), ptr<const float>(scores), ptr<const int64_t>(idxs), n, iou_threshold,
-                       ptr<int64_t>(keep));
+                       ptr<int64_t>(keep), max_keep);
       },
       py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("n"), py::arg("iou_threshold"), py::arg("keep"),
-      "idxs = 0 for plain NMS; returns the number of kept indices written to keep");
+      py::arg("max_keep") = -1,
+      "idxs = 0 for plain NMS; stops after max_keep kept boxes (-1: no limit); returns the number of kept "
+      "indices written to keep");
   m.def(
       "atss_assign_cpu",
       [](uintptr_t anchors, int64_t num_anchors, const std::vector<int64_t>& level_sizes, uintptr_t gt, int64_t num_gt,

@@ -128,4 +128,19 @@ def test_cli_eval_on_synthetic(syn, tmp_path, capsys):
     assert (tmp_path / "ev" / "pr_curves.png").exists() and (tmp_path / "ev" / "ap.json").exists()
     assert main(["eval", "--gt", os.path.join(out, "ground_truth"), "--model", "ddsar-0.5g", "--weights", "w",
                  "--data", out]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert "weights file not found: w" in capsys.readouterr().err
+
+
+def test_cli_eval_runs_a_detector_from_a_model_file(syn, tmp_path, capsys):
+    pytest.importorskip("torch")
+    from pyddsar.model_file import save_model
+    from pyddsar.models import build_detector
+
+    out, _ = syn
+    save_model(build_detector("ddsar-0.5g"), str(tmp_path / "m.pt"))
+    rc = main(["eval", "--weights", str(tmp_path / "m.pt"), "--data", out, "--gt", os.path.join(out, "ground_truth"),
+               "--out", str(tmp_path / "ev"), "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {"easy", "medium", "hard"} <= set(res) and 0.0 <= res["easy"] <= 1.0
+    assert any((tmp_path / "ev" / "predictions").rglob("*.txt"))

@@ -23,3 +23,19 @@ def run_python(tmp_path):
         return subprocess.run(cmd, cwd=tmp_path, env=env, text=True, capture_output=True, check=check, **kw)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def busy_head():
+    """An untrained detector with torch's default predictor init (scores spread around 0.5): the
+    package initialises the classifier at a 1 % face prior, so a random model detects nothing, but
+    tests of post-processing need candidates everywhere."""
+
+    def apply(model):
+        for branch in model.head.branches:
+            for conv in (branch.cls, branch.reg, branch.kps):
+                if conv is not None:
+                    conv.reset_parameters()  # uses torch's global generator: seed it before
+        return model
+
+    return apply

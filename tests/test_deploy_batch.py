@@ -28,9 +28,9 @@ def _images():
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(busy_head):
     torch.manual_seed(1)
-    return build_detector("ddsar-0.5g").eval()
+    return busy_head(build_detector("ddsar-0.5g")).eval()
 
 
 def test_detect_batch_equals_one_by_one(model):

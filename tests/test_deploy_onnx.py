@@ -33,9 +33,9 @@ def _synthetic(seed, h, w):
 
 
 @pytest.fixture(scope="module")
-def small():
+def small(busy_head):
     torch.manual_seed(0)
-    return build_detector("ddsar-0.5g").eval()
+    return busy_head(build_detector("ddsar-0.5g")).eval()
 
 
 @pytest.fixture(scope="module")

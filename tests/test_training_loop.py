@@ -2,6 +2,7 @@
 during a checkpoint write leaves the previous one, two CPU processes train with DDP."""
 
 import json
+import math
 import os
 
 import pytest
@@ -105,3 +106,20 @@ def test_two_processes_with_ddp_on_the_cpu(data, tmp_path, run_python):
     rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
     assert len(rows) == 3  # 12 images / 2 processes / batch 2
     assert os.path.isfile(out / "model.pt")
+
+
+ONNX = os.path.join(os.environ.get("PYDDSAR_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
+                    "models", "scrfd_2.5g_bnkps.onnx")
+
+
+@pytest.mark.skipif(not os.path.isfile(ONNX), reason="the pretrained SCRFD ONNX model of ../shared/data is absent")
+def test_fine_tuning_starts_from_imported_onnx_weights(data, tmp_path):
+    from pyddsar.models import load_scrfd_onnx
+
+    start = load_scrfd_onnx(ONNX)
+    model, history = train(config(data, tmp_path, init=ONNX, max_steps=2, lr=0.001))
+    assert model.config == start.config and model.use_kps
+    assert all(math.isfinite(p["loss"]) for p in history)
+    moved = [k for k, v in start.state_dict().items() if not torch.equal(v, model.state_dict()[k])]
+    assert moved  # the imported weights were trained, not replaced
+    assert os.path.isfile(tmp_path / "model.pt")

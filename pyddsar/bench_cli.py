@@ -89,6 +89,8 @@ class OrtNetwork:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+        # no busy-waiting threads after each run: they would steal the cores from post-processing
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         self.use_kps = bool(getattr(model, "use_kps", False))
 

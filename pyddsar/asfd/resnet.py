@@ -3,10 +3,12 @@ or from user weights (``load_backbone_weights``); no downloads."""
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List
 
 import torch
 from torch import nn
+
+from ..models.layers import stage_outputs
 
 _DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
 
@@ -92,12 +94,7 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         if x.dim() != 4:
             raise ValueError(f"expected a [B, C, H, W] image batch, got shape {tuple(x.shape)}")
-        x = self.stem(x)
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
+        return stage_outputs(self.stem, self.stages, x)
 
 
 def resnet18(base_width: int = 64) -> ResNet:

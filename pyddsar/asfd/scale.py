@@ -24,7 +24,7 @@ import math
 import os
 import random
 from dataclasses import asdict, dataclass, replace
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 

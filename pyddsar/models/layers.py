@@ -45,3 +45,13 @@ class Scale(nn.Module):
 
     def forward(self, x):
         return x * self.scale
+
+
+def stage_outputs(stem: nn.Module, stages, x: torch.Tensor) -> list:
+    """Run a backbone laid out as a stem and a sequence of stages; the outputs of every stage."""
+    x = stem(x)
+    outs = []
+    for stage in stages:
+        x = stage(x)
+        outs.append(x)
+    return outs

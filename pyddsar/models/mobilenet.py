@@ -6,7 +6,7 @@ from typing import Sequence
 
 from torch import nn
 
-from .layers import ConvNorm
+from .layers import ConvNorm, stage_outputs
 
 
 class DepthwiseSeparable(nn.Sequential):
@@ -35,9 +35,4 @@ class MobileNetV1(nn.Module):
         self.strides = [4, 8, 16, 32]
 
     def forward(self, x):
-        x = self.stem(x)
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
+        return stage_outputs(self.stem, self.stages, x)

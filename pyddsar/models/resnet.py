@@ -7,7 +7,7 @@ from typing import Sequence
 
 from torch import nn
 
-from .layers import ConvNorm
+from .layers import ConvNorm, stage_outputs
 
 
 class Shortcut(nn.Sequential):
@@ -83,9 +83,4 @@ class ResNetV1e(nn.Module):
         self.strides = [4, 8, 16, 32]
 
     def forward(self, x):
-        x = self.stem(x)
-        outs = []
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
+        return stage_outputs(self.stem, self.stages, x)

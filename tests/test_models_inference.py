@@ -127,12 +127,9 @@ def test_bad_detector_arguments():
         Detector(torch.nn.Conv2d(3, 3, 1))
 
 
-def test_import_is_light():
-    import subprocess
-    import sys
-
+def test_import_is_light(run_python):
     code = "import sys, pyddsar; assert 'torch' not in sys.modules; pyddsar.Detector; assert 'torch' in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    run_python("-c", code)
 
 
 @needs_data

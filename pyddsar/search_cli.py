@@ -129,7 +129,8 @@ def run(args) -> int:
         print(f"best: {result.best}")
         print(f"score {result.score:.10g}  FLOPs {result.flops / 1e6:.3f} M (budget {result.budget_flops / 1e6:.0f} M)  "
               f"params {result.params:,d}  {result.iterations} iterations in {result.elapsed_s:.2f} s")
-        print(f"wrote {args.out}/best.json, best_structure.txt, best_table.txt, history.csv, history.png, checkpoint.json")
+        print(f"wrote {os.path.join(args.out, 'best.json')}, best_structure.txt, best_table.txt, history.csv, "
+              "history.png, checkpoint.json")
     if result.interrupted:
         print(f"interrupted at iteration {result.iterations}: best so far saved; continue with --resume",
               file=sys.stderr)

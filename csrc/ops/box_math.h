@@ -46,20 +46,25 @@ PYDDSAR_HD float fsub(float a, float b) {
 PYDDSAR_HD float fmax0(float a, float b) { return a > b ? a : b; }
 PYDDSAR_HD float fmin0(float a, float b) { return a < b ? a : b; }
 
-// Intersection area of two (x1, y1, x2, y2) boxes, 0 when they do not overlap.
-PYDDSAR_HD float intersection(const float* a, const float* b) {
-  const float w = fmax0(fsub(fmin0(a[2], b[2]), fmax0(a[0], b[0])), 0.f);
-  const float h = fmax0(fsub(fmin0(a[3], b[3]), fmax0(a[1], b[1])), 0.f);
+// Intersection area of boxes (ax1, ay1, ax2, ay2) and (bx1, by1, bx2, by2), 0 when they do not overlap.
+PYDDSAR_HD float intersection(float ax1, float ay1, float ax2, float ay2, float bx1, float by1, float bx2, float by2) {
+  const float w = fmax0(fsub(fmin0(ax2, bx2), fmax0(ax1, bx1)), 0.f);
+  const float h = fmax0(fsub(fmin0(ay2, by2), fmax0(ay1, by1)), 0.f);
   return fmul(w, h);
+}
+
+PYDDSAR_HD float intersection(const float* a, const float* b) {
+  return intersection(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]);
 }
 
 PYDDSAR_HD float box_area(const float* a) { return fmul(fsub(a[2], a[0]), fsub(a[3], a[1])); }
 
 // IoU as NMS uses it (torchvision's formula): inter / (area_a + area_b - inter). Two empty boxes give
 // 0/0 = NaN, which never exceeds a threshold, so degenerate boxes never suppress anything.
+PYDDSAR_HD float nms_iou_of(float inter, float area_a, float area_b) { return inter / fsub(fadd(area_a, area_b), inter); }
+
 PYDDSAR_HD float nms_iou(const float* a, float area_a, const float* b, float area_b) {
-  const float inter = intersection(a, b);
-  return inter / fsub(fadd(area_a, area_b), inter);
+  return nms_iou_of(intersection(a, b), area_a, area_b);
 }
 
 // IoU as box_iou and ATSS use it (mmdet's bbox_overlaps): inter / max(area_a + area_b - inter, 1e-6).

@@ -12,6 +12,25 @@
 namespace pyddsar {
 namespace ops {
 
+namespace {
+
+// Mark the boxes j in [from, n) that box a suppresses. Branch-free over contiguous arrays, so it
+// vectorises; one instantiation per mode keeps the class test out of plain NMS.
+template <bool Batched>
+void suppress(float ax1, float ay1, float ax2, float ay2, float area_a, int64_t cls_a, int64_t from, int64_t n,
+              const std::vector<float>& x1, const std::vector<float>& y1, const std::vector<float>& x2,
+              const std::vector<float>& y2, const std::vector<float>& area, const std::vector<int64_t>& cls,
+              float thr, std::vector<uint8_t>& removed) {
+  for (int64_t j = from; j < n; ++j) {
+    const float inter = intersection(ax1, ay1, ax2, ay2, x1[j], y1[j], x2[j], y2[j]);
+    bool hit = nms_iou_of(inter, area_a, area[j]) > thr;
+    if constexpr (Batched) hit = hit & (cls[j] == cls_a);
+    removed[j] |= static_cast<uint8_t>(hit);
+  }
+}
+
+}  // namespace
+
 int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, int64_t n, double iou_threshold,
                 int64_t* keep, int64_t max_keep) {
   require(n >= 0, "number of boxes must be non-negative");
@@ -54,23 +73,10 @@ int64_t nms_cpu(const float* boxes, const float* scores, const int64_t* idxs, in
     if (count == max_keep) break;  // greedy order: later boxes cannot change the first max_keep kept
     keep[count++] = keys[i].index;
     const float ax1 = x1[i], ay1 = y1[i], ax2 = x2[i], ay2 = y2[i], ai = area[i];
-    // The same float operations as nms_iou() in box_math.h, written out over the arrays.
-    if (idxs) {
-      const int64_t ci = cls[i];
-      for (int64_t j = i + 1; j < n; ++j) {
-        const float w = fmax0(fmin0(ax2, x2[j]) - fmax0(ax1, x1[j]), 0.f);
-        const float h = fmax0(fmin0(ay2, y2[j]) - fmax0(ay1, y1[j]), 0.f);
-        const float inter = w * h;
-        removed[j] |= static_cast<uint8_t>((inter / (ai + area[j] - inter) > thr) & (cls[j] == ci));
-      }
-    } else {
-      for (int64_t j = i + 1; j < n; ++j) {
-        const float w = fmax0(fmin0(ax2, x2[j]) - fmax0(ax1, x1[j]), 0.f);
-        const float h = fmax0(fmin0(ay2, y2[j]) - fmax0(ay1, y1[j]), 0.f);
-        const float inter = w * h;
-        removed[j] |= static_cast<uint8_t>(inter / (ai + area[j] - inter) > thr);
-      }
-    }
+    if (idxs)
+      suppress<true>(ax1, ay1, ax2, ay2, ai, cls[i], i + 1, n, x1, y1, x2, y2, area, cls, thr, removed);
+    else
+      suppress<false>(ax1, ay1, ax2, ay2, ai, 0, i + 1, n, x1, y1, x2, y2, area, cls, thr, removed);
   }
   return count;
 }

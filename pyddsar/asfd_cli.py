@@ -151,7 +151,8 @@ def _run_baseline(args) -> int:
     import math
 
     from .asfd.retinanet import build_asfd_baseline
-    from .asfd.train import evaluate_asfd, load_train_dataset, save_atomic, train_asfd
+    from ._atomic import torch_save
+    from .asfd.train import evaluate_asfd, load_train_dataset, train_asfd
 
     for name in ("epochs", "batch", "size", "eval_size", "channels", "base_width"):
         if getattr(args, name) < 1:
@@ -181,7 +182,7 @@ def _run_baseline(args) -> int:
                box_loss=args.box_loss, seed=args.seed,
                log=lambda r: log(f"step {r['step']}/{steps} loss {r['loss']:.4f}") if r["step"] % 10 == 0 else None)
     os.makedirs(args.out, exist_ok=True)
-    save_atomic({"format": "pyddsar-asfd-baseline", "args": vars(args) | {"func": None},
+    torch_save({"format": "pyddsar-asfd-baseline", "args": vars(args) | {"func": None},
                  "state_dict": model.state_dict()}, os.path.join(args.out, "baseline.pt"))
     res = evaluate_asfd(model, args.data, "val", args.eval_size, gt)
     with open(os.path.join(args.out, "result.json"), "w") as f:

@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from ._atomic import torch_save
 FORMAT = "pyddsar-detector"
 VERSION = 1
 
@@ -63,13 +64,7 @@ def save_model(model, path: str, preprocessing: Optional[Preprocessing] = None) 
         "state_dict": state,
         "checksum": _checksum(cfg, pre, state),
     }
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    torch_save(payload, path)
 
 
 def is_model_file(path: str) -> bool:

@@ -7,13 +7,14 @@ six 2-px polylines, a legend, axis labels and a title. Text comes from a built-i
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import struct
 import zlib
 
 import numpy as np
+
+from ._atomic import write_bytes
 
 # Series colours in drawing order: blue, orange, green, red, purple, brown.
 COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
@@ -262,21 +263,6 @@ def _png(img: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunks
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write beside `path`, then rename over it, so readers never see half a PNG."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def write_line_plot(path, x, series, *, title="", xlabel="", ylabel="", width=800, height=480) -> None:
     """Save a PNG line plot of each of `series` (dict name -> y values, at most 6) against `x`.
 
@@ -287,4 +273,4 @@ def write_line_plot(path, x, series, *, title="", xlabel="", ylabel="", width=80
     Example: write_line_plot("history.png", [0, 1, 2], {"best": [0.1, 0.5, 0.7]}, title="search").
     """
     width, height, xs, ys = _check(x, series, width, height)
-    _write_atomic(os.fspath(path), _png(_render(xs, ys, title, xlabel, ylabel, width, height)))
+    write_bytes(os.fspath(path), _png(_render(xs, ys, title, xlabel, ylabel, width, height)))

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping, Optional, Tuple, Union
 
 from . import _core
+from ._atomic import write_text
 from .arch import BLOCK_TYPES, Arch, Block
 from .score import ScoreReport, _scorer, score_report
 
@@ -254,16 +254,6 @@ def _python_score(score_fn: Callable[[Arch], float]):
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
-def _write_atomic(path: str, text: str) -> None:
-    """Write to a temporary file and rename it over `path`, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _checkpoint_dict(settings: dict, runs, elapsed: float) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
@@ -420,7 +410,7 @@ def search(
                     evo.run(chunk)
             finished = all(evo.done for _, evo in runs)
             if checkpoint and (finished or time.perf_counter() - last_saved >= checkpoint_every_s):
-                _write_atomic(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
+                write_text(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
                 last_saved = time.perf_counter()
             if progress is not None:
                 done = min(evo.iteration for _, evo in runs)
@@ -430,7 +420,7 @@ def search(
     except KeyboardInterrupt:
         interrupted = True
         if checkpoint and all(evo.population() for _, evo in runs):
-            _write_atomic(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
+            write_text(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
     elapsed = elapsed_before + time.perf_counter() - start
 
     if any(not evo.population() for _, evo in runs):

@@ -75,19 +75,19 @@ def _budget(text: str):
 
 def write_outputs(result, out: str) -> None:
     from .plot_png import write_line_plot
-    from .search import _write_atomic
+    from ._atomic import write_text
 
-    _write_atomic(os.path.join(out, "best.json"), result.to_json() + "\n")
-    _write_atomic(os.path.join(out, "best_structure.txt"), str(result.best) + "\n")
+    write_text(os.path.join(out, "best.json"), result.to_json() + "\n")
+    write_text(os.path.join(out, "best_structure.txt"), str(result.best) + "\n")
     table = [result.best.to_table(), ""]
     table.append(f"FLOPs at 640x480: {result.flops / 1e6:.3f} M (budget {result.budget_flops / 1e6:.3f} M)")
     table.append(f"params: {result.params:,d}")
     table.append(f"score: {result.score:.10g}")
     if result.report is not None:
         table += ["", str(result.report)]
-    _write_atomic(os.path.join(out, "best_table.txt"), "\n".join(table) + "\n")
+    write_text(os.path.join(out, "best_table.txt"), "\n".join(table) + "\n")
     rows = ["iteration,best,mean"] + [f"{i},{b!r},{m!r}" for i, b, m in result.history]
-    _write_atomic(os.path.join(out, "history.csv"), "\n".join(rows) + "\n")
+    write_text(os.path.join(out, "history.csv"), "\n".join(rows) + "\n")
     xs = [h[0] for h in result.history]
     write_line_plot(
         os.path.join(out, "history.png"),

@@ -19,12 +19,13 @@ from typing import Optional
 
 import torch
 
+from .._atomic import torch_save, write_text
 from .autofa import PLACEMENTS, AutoFACellSpec, AutoFAE, AutoFAESpec, DerivedAutoFAE
 from .autofe import AutoFESpec, OpSpec
 from .gumbel import tau_schedule
 from .params import arch_parameters, weight_parameters
 from .retinanet import build_asfd_baseline
-from .train import batch_loss, batches, load_train_dataset, minival_ap, save_atomic, split_indices
+from .train import batch_loss, batches, load_train_dataset, minival_ap, split_indices
 
 FORMAT = "pyddsar-asfd-autofae"
 CHECKPOINT = "checkpoint.pt"
@@ -177,7 +178,7 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
     model.train()
 
     def save():
-        save_atomic({"format": "pyddsar-asfd-neck-checkpoint", "config": asdict(cfg), "model": model.state_dict(),
+        torch_save({"format": "pyddsar-asfd-neck-checkpoint", "config": asdict(cfg), "model": model.state_dict(),
                      "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(), "step": step,
                      "history": history, "gumbel_rng": gen.get_state()}, ckpt)
 
@@ -219,12 +220,10 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
         "split": {"weights": len(w_idx), "architecture": len(a_idx), "minival": len(m_idx)},
         "minival_ap_derived": ap, "config": asdict(cfg),
     }
-    with open(os.path.join(cfg.out, "autofae.json.tmp"), "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(os.path.join(cfg.out, "autofae.json.tmp"), os.path.join(cfg.out, "autofae.json"))
+    write_text(os.path.join(cfg.out, "autofae.json"), json.dumps(summary, indent=1))
     with open(os.path.join(cfg.out, "autofae.txt"), "w") as f:
         f.write(description + "\n")
-    save_atomic({"format": FORMAT, "channels": cfg.channels, "spec": spec_to_dict(spec),
+    torch_save({"format": FORMAT, "channels": cfg.channels, "spec": spec_to_dict(spec),
                  "state_dict": derived.state_dict(), "detector_state": model.state_dict(),
                  "detector": {"backbone": cfg.backbone, "channels": cfg.channels, "head_convs": cfg.head_convs,
                               "base_width": cfg.base_width}},

@@ -28,9 +28,10 @@ from typing import Optional, Tuple
 
 import torch
 
+from .._atomic import torch_save, write_text
 from .autofa import AutoFAE
 from .supernet import Genes, ScalingSpace, ScalingSupernet, channel_cap, genetic_search, measure_latency_ms
-from .train import batch_loss, batches, load_train_dataset, minival_ap, save_atomic, split_indices
+from .train import batch_loss, batches, load_train_dataset, minival_ap, split_indices
 
 
 def latency_penalty(latency_ms: float, budget_ms: float) -> float:
@@ -135,7 +136,7 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
         if (step + 1) % max(1, cfg.supernet_steps // 10) == 0 or step + 1 == cfg.supernet_steps:
             log(f"supernet step {step + 1}/{cfg.supernet_steps}  width cap {cap}  "
                 f"loss {float(losses['loss'].detach()):.4f}  path: {genes.describe()}")
-    save_atomic({"format": "pyddsar-asfd-supernet", "config": asdict(cfg), "state_dict": net.state_dict()},
+    torch_save({"format": "pyddsar-asfd-supernet", "config": asdict(cfg), "state_dict": net.state_dict()},
                 os.path.join(cfg.out, "supernet.pt"))
 
     net.eval()
@@ -170,10 +171,7 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
         "history": [list(r) for r in result.history], "evaluated": list(records.values()),
         "config": asdict(cfg),
     }
-    tmp = os.path.join(cfg.out, "genes.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, os.path.join(cfg.out, "genes.json"))
-    save_atomic({"format": "pyddsar-asfd-subnet", "genes": _genes_dict(best), "state_dict": sub.state_dict()},
+    write_text(os.path.join(cfg.out, "genes.json"), json.dumps(summary, indent=1))
+    torch_save({"format": "pyddsar-asfd-subnet", "genes": _genes_dict(best), "state_dict": sub.state_dict()},
                 os.path.join(cfg.out, "subnet.pt"))
     return summary

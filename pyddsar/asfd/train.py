@@ -28,17 +28,6 @@ from .retinanet import ASFD_TEST_PROTOCOL, InferenceProtocol, asfd_anchors, asfd
 MEAN, STD = 127.5, 128.0
 
 
-def save_atomic(obj, path: str) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path`` (a kill mid-write leaves
-    the previous file intact)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def load_train_dataset(data: str, size: int, seed: int = 0, scales: Optional[Sequence[float]] = None):
     """The ``train`` split of ``data`` with SCRFD-style square-crop augmentation to ``size``."""
     from ..data import FaceDataset

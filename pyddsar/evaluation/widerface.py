@@ -28,6 +28,7 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from .._atomic import write_text
 __all__ = [
     "SUBSETS",
     "WiderGroundTruth",
@@ -200,9 +201,7 @@ def write_predictions(out_dir: str, predictions: Mapping[str, np.ndarray], sort:
         lines = [f"{name}.jpg", str(len(a))]
         lines += [f"{r[0]:.3f} {r[1]:.3f} {r[2]:.3f} {r[3]:.3f} {r[4]:.6f}" for r in a]
         path = os.path.join(out_dir, event, name + ".txt")
-        with open(path + ".tmp", "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(path + ".tmp", path)
+        write_text(path, "\n".join(lines) + "\n")
         n += 1
     return n
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .._atomic import torch_save
 from .criterion import detection_loss
 from .targets import anchor_set, image_targets
 
@@ -90,15 +91,6 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) ->
     perm = np.random.default_rng([seed, epoch]).permutation(n).tolist()
     perm += perm[: (-len(perm)) % world]
     return perm[rank::world]
-
-
-def _write_atomic_torch(obj, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # a kill during the write leaves the previous checkpoint intact
 
 
 def _unwrap(model):
@@ -187,7 +179,8 @@ class Trainer:
 
     def save(self) -> None:
         if self.rank == 0:
-            _write_atomic_torch(self._state(), os.path.join(self.cfg.out, CHECKPOINT))
+            # atomic: a kill during the write leaves the previous checkpoint intact
+            torch_save(self._state(), os.path.join(self.cfg.out, CHECKPOINT))
 
     def _load(self, path: str) -> None:
         if not os.path.isfile(path):

@@ -15,10 +15,9 @@ def load_detector_model(model: Optional[str], weights: str):
     from ..detect_cli import load_weights
     from ..model_file import is_model_file
 
+    # a pyddsar model file carries its own config: --model is neither needed nor compared with it
     if weights and os.path.isfile(weights) and is_model_file(weights):
-        return load_weights(weights)[0]  # the file carries its own config
-    if weights and os.path.isfile(weights) and not model and not weights.endswith(".onnx"):
-        raise ValueError(f"{weights} is not a pyddsar model file; give --model with the preset it belongs to")
+        model = None
     return load_weights(weights, model)[0]
 
 

@@ -401,13 +401,15 @@ def search(
     last_saved = float("-inf")  # the first chunk is always saved
     interrupted = False
     parallel = score_fn is None and restarts > 1
+    started = resume  # the populations exist (restored, or filled by the first chunk)
     try:
-        while not all(evo.done for _, evo in runs) or any(not evo.population() for _, evo in runs):
+        while not started or not all(evo.done for _, evo in runs):
             if parallel:
                 _core.run_parallel([evo for _, evo in runs], chunk)
             else:
                 for _, evo in runs:
                     evo.run(chunk)
+            started = True
             finished = all(evo.done for _, evo in runs)
             if checkpoint and (finished or time.perf_counter() - last_saved >= checkpoint_every_s):
                 write_text(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
@@ -419,11 +421,12 @@ def search(
                 progress(done, iterations, best, rate)
     except KeyboardInterrupt:
         interrupted = True
-        if checkpoint and all(evo.population() for _, evo in runs):
+        started = all(evo.population() for _, evo in runs)  # Ctrl-C may land just after the first chunk
+        if checkpoint and started:
             write_text(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
     elapsed = elapsed_before + time.perf_counter() - start
 
-    if any(not evo.population() for _, evo in runs):
+    if not started:
         raise KeyboardInterrupt  # stopped before the first population existed: nothing to report
     best_seed, best_evo = max(runs, key=lambda r: (r[1].best()[1], -r[0]))
     best_tuples, best_score = best_evo.best()

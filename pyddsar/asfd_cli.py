@@ -1,11 +1,14 @@
 """`pyddsar asfd ...`: the ASFD searches and baseline on a WIDER-format folder (SPEC section 6).
 
 * ``search-neck``: bi-level AutoFAE search; writes OUT/autofae.json (spec + description),
-  OUT/autofae.txt, OUT/autofae.pt (derived neck weights), OUT/checkpoint.pt, OUT/history.jsonl.
+  OUT/autofae.txt, OUT/autofae.pt (derived neck weights), OUT/model.pt (the derived detector with its
+  searched weights, a pyddsar model file), OUT/detector.json, OUT/checkpoint.pt, OUT/history.jsonl.
 * ``scale``: supernet training + genetic search under a latency budget; writes OUT/genes.json,
-  OUT/supernet.pt, OUT/subnet.pt.
-* ``baseline``: train and evaluate the RetinaNet-style ``asfd-baseline``; writes OUT/baseline.pt and
-  OUT/result.json.
+  OUT/supernet.pt, OUT/subnet.pt, OUT/model.pt (the chosen single path) and OUT/detector.json.
+* ``baseline``: train (the loop of ``pyddsar train``: checkpoints, ``--resume``, metrics) and evaluate
+  the RetinaNet-style ``asfd-baseline`` with any pyddsar backbone; writes OUT/model.pt (a pyddsar model
+  file for ``pyddsar detect`` / ``eval``), OUT/detector.json (its config, trainable from scratch with
+  ``pyddsar train --model OUT/detector.json``) and OUT/result.json.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def add_parser(sub) -> None:
     n.add_argument("--box-loss", choices=["smooth_l1", "giou"], default="smooth_l1")
     n.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
     n.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    n.add_argument("--device", default="cpu", help="cpu or cuda (latency is measured there)")
     n.add_argument("--quiet", action="store_true")
     n.set_defaults(func=_run_search_neck)
 
@@ -79,18 +83,23 @@ def add_parser(sub) -> None:
     s.add_argument("--latency-runs", type=int, default=5)
     s.add_argument("--batch", type=int, default=4)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu", help="cpu or cuda (latency is measured there)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_run_scale)
 
-    b = asub.add_parser("baseline", help="train and evaluate the RetinaNet-style asfd-baseline")
+    b = asub.add_parser("baseline", help="train (pyddsar train's loop) and evaluate the RetinaNet-style asfd-baseline")
     b.add_argument("--data", required=True)
     b.add_argument("--out", default="runs/asfd-baseline")
-    b.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
-    b.add_argument("--backbone-weights", default=None, help="user ResNet weights (state dict) to start from")
-    b.add_argument("--neck", default=None, help="autofae.pt from search-neck instead of the FPN")
+    b.add_argument("--backbone", default="resnet18",
+                   help="resnet18|resnet34|resnet50, a ddsar preset (ddsar-2.5g), a search's best.json or a structure")
+    b.add_argument("--backbone-weights", default=None, help="user backbone weights (state dict) to start from")
+    b.add_argument("--neck", default=None,
+                   help="autofae.json / autofae.pt of search-neck: its derived AutoFAE (fresh weights) replaces the FPN")
+    b.add_argument("--modules", type=int, default=1, help="stacked AutoFAE modules (with --neck)")
+    b.add_argument("--init", default=None, help="start from a pyddsar model file (e.g. search-neck's model.pt)")
     b.add_argument("--epochs", type=int, default=10)
-    b.add_argument("--size", type=int, default=256, help="training crop side")
-    b.add_argument("--eval-size", type=int, default=640, help="letterbox side at evaluation")
+    b.add_argument("--size", type=int, default=640, help="training crop side (multiple of 32)")
+    b.add_argument("--eval-size", type=int, default=640, help="letterbox side at evaluation (multiple of 32)")
     b.add_argument("--channels", type=int, default=256)
     b.add_argument("--head-convs", type=int, default=4)
     b.add_argument("--base-width", type=int, default=64)
@@ -99,7 +108,9 @@ def add_parser(sub) -> None:
     b.add_argument("--box-loss", choices=["smooth_l1", "giou"], default="smooth_l1")
     b.add_argument("--max-steps", type=int, default=None)
     b.add_argument("--gt", default=None, help="folder with the WIDER .mat files (default DATA/ground_truth)")
+    b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_run_baseline)
     a.set_defaults(func=lambda args: (a.print_help(), 0)[1])
@@ -116,12 +127,12 @@ def _run_search_neck(args) -> int:
         data=args.data, out=args.out, epochs=args.epochs, size=args.size, placement=args.placement, seed=args.seed,
         backbone=args.backbone, base_width=args.base_width, channels=args.channels, head_convs=args.head_convs,
         batch=args.batch, lr=args.lr, arch_lr=args.arch_lr, box_loss=args.box_loss, max_steps=args.max_steps,
-        resume=args.resume,
+        resume=args.resume, device=args.device,
     )
     summary = search_neck(cfg, log=_logger(args))
     print(summary["description"])
     print(f"mini-validation AP of the derived model: {summary['minival_ap_derived']:.4f}")
-    print(f"saved: {os.path.join(args.out, 'autofae.json')}, autofae.txt, autofae.pt")
+    print(f"saved: {os.path.join(args.out, 'autofae.json')}, autofae.txt, autofae.pt, model.pt, detector.json")
     return 0
 
 
@@ -134,7 +145,7 @@ def _run_scale(args) -> int:
         backbones=tuple(b.strip() for b in args.backbones.split(",") if b.strip()),
         module_counts=args.module_counts, head_convs=args.head_convs, channels=args.channels,
         base_width=args.base_width, size=args.size, latency_resolution=args.latency_resolution,
-        latency_runs=args.latency_runs, batch=args.batch, seed=args.seed,
+        latency_runs=args.latency_runs, batch=args.batch, seed=args.seed, device=args.device,
     )
     summary = scale_search(cfg, log=_logger(args))
     c = summary["chosen"]
@@ -143,49 +154,56 @@ def _run_scale(args) -> int:
     print(f"latency {c['latency_ms']:.2f} ms at {cfg.latency_resolution[0]}x{cfg.latency_resolution[1]} "
           f"(budget {cfg.latency_ms} ms), mini-val AP {c['minival_ap']:.4f}, "
           f"{c['flops'] / 1e9:.3f} GFLOPs, {c['params'] / 1e6:.3f} M params")
-    print(f"saved: {os.path.join(args.out, 'genes.json')}")
+    print(f"saved: {os.path.join(args.out, 'genes.json')}, model.pt (the chosen subnet), detector.json")
     return 0
 
 
+def baseline_config(args):
+    """The :class:`~pyddsar.asfd.config.ASFDConfig` of ``pyddsar asfd baseline``'s flags."""
+    from .asfd.config import ASFDConfig
+
+    fields = dict(channels=args.channels, head_convs=args.head_convs, base_width=args.base_width)
+    if args.neck:
+        from .asfd.neck_search import load_autofae_spec
+
+        fields.update(neck="autofae", autofae=load_autofae_spec(args.neck).to_dict(), num_modules=args.modules)
+    elif args.modules != 1:
+        raise ValueError("--modules needs --neck (an AutoFAE from search-neck)")
+    return ASFDConfig(**fields).replace(backbone=args.backbone)
+
+
 def _run_baseline(args) -> int:
-    import math
+    from ._atomic import write_text
+    from .evaluation import evaluate_model
+    from .training.trainer import TrainConfig, train
 
-    from .asfd.retinanet import build_asfd_baseline
-    from ._atomic import torch_save
-    from .asfd.train import evaluate_asfd, load_train_dataset, train_asfd
-
-    for name in ("epochs", "batch", "size", "eval_size", "channels", "base_width"):
+    for name in ("eval_size", "channels", "base_width", "modules"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
-    dataset = load_train_dataset(args.data, args.size, args.seed)
+    if args.eval_size % 32:
+        raise ValueError(f"--eval-size must be a multiple of 32, got {args.eval_size}")
     gt = args.gt or os.path.join(args.data, "ground_truth")
+    if not os.path.isdir(args.data):
+        raise ValueError(f"no dataset folder at {args.data}")
     if not os.path.isdir(gt):
         raise ValueError(f"no ground-truth folder at {gt}; give --gt")
-    neck = "fpn"
-    if args.neck:
-        from .asfd.neck_search import load_derived_autofae
-
-        neck = load_derived_autofae(args.neck)
-        if neck.channels != args.channels:
-            raise ValueError(f"--neck has width {neck.channels}; pass --channels {neck.channels}")
-    model = build_asfd_baseline(args.backbone, neck=neck, channels=args.channels, head_convs=args.head_convs,
-                                base_width=args.base_width)
-    if args.backbone_weights:
-        from .asfd.resnet import load_backbone_weights
-
-        load_backbone_weights(model.backbone, args.backbone_weights)
-    steps = args.epochs * math.ceil(len(dataset) / args.batch)
-    if args.max_steps:
-        steps = min(steps, args.max_steps)
+    config = None if args.init else baseline_config(args)
+    cfg = TrainConfig(
+        data=args.data, model=config.to_dict() if config else "asfd-baseline", out=args.out, epochs=args.epochs,
+        batch=args.batch, size=args.size, lr=args.lr, device=args.device, seed=args.seed, init=args.init,
+        max_steps=args.max_steps, resume=args.resume, backbone_weights=args.backbone_weights,
+        box_loss=args.box_loss, use_kps=False, warmup_epochs=min(3.0, args.epochs / 4),
+    )
     log = _logger(args)
-    train_asfd(model, dataset, steps, batch=args.batch, lr=args.lr, warmup_steps=min(100, steps // 5),
-               box_loss=args.box_loss, seed=args.seed,
-               log=lambda r: log(f"step {r['step']}/{steps} loss {r['loss']:.4f}") if r["step"] % 10 == 0 else None)
-    os.makedirs(args.out, exist_ok=True)
-    torch_save({"format": "pyddsar-asfd-baseline", "args": vars(args) | {"func": None},
-                 "state_dict": model.state_dict()}, os.path.join(args.out, "baseline.pt"))
-    res = evaluate_asfd(model, args.data, "val", args.eval_size, gt)
-    with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump({"steps": steps, **res.to_dict()}, f, indent=1)
+    model, history = train(cfg, lambda e, s, n, h: log(f"epoch {e + 1}/{args.epochs} step {s}/{n} loss "
+                                                        f"{h[-1]['loss']:.4f}") if h and s == n else None)
+    write_text(os.path.join(args.out, "detector.json"), json.dumps(model.config.to_dict(), indent=1))
+    res = evaluate_model(weights=os.path.join(args.out, "model.pt"), data=args.data, gt=gt, device=args.device,
+                         input_size=args.eval_size)
+    steps = history[-1]["step"] if history else 0
+    write_text(os.path.join(args.out, "result.json"),
+               json.dumps({"steps": steps, "detector": model.config.describe(), **res.to_dict()}, indent=1))
+    print(model.config.describe())
     print(res)
+    print(f"saved: {os.path.join(args.out, 'model.pt')} (pyddsar detect / eval), detector.json, result.json")
     return 0

@@ -44,7 +44,8 @@ def load_weights(weights: str, name=None):
     the graph); a pyddsar model file (:func:`pyddsar.model_file.save_model`): config, weights and
     preprocessing from the file, checksum verified; a plain torch dict ``{"config", "state_dict"}``
     needs ``name``. ValueError when the file is missing, corrupt, foreign or for another model."""
-    from .models import SCRFD, DetectorConfig, load_scrfd_onnx, presets
+    from .models import build_detector, load_scrfd_onnx, presets
+    from .models.presets import config_from_dict, matches_preset
 
     if name is not None and name not in presets:
         raise ValueError(f"unknown model {name!r}; use one of {', '.join(presets)}")
@@ -64,7 +65,7 @@ def load_weights(weights: str, name=None):
     if isinstance(ckpt, dict) and ckpt.get("format") == model_file.FORMAT:
         model, pre = model_file.load_model(weights)  # checksum and config checks
         cfg = model.config
-        if name is not None and cfg.replace(name=name, fused=presets[name].fused) != presets[name]:
+        if name is not None and not matches_preset(cfg, name):
             raise ValueError(f"{weights} holds weights for {cfg.name!r}, not for {name!r}")
         return model, pre
     if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
@@ -72,11 +73,10 @@ def load_weights(weights: str, name=None):
     if name is None:
         raise ValueError(f"{weights} is a plain checkpoint without a checksum: give --model, or convert it "
                          "with pyddsar.model_file.save_model")
-    cfg = DetectorConfig.from_dict(ckpt["config"])
-    base = presets[name]
-    if cfg.replace(name=name, fused=base.fused) != base:
+    cfg = config_from_dict(ckpt["config"])
+    if not matches_preset(cfg, name):
         raise ValueError(f"{weights} holds weights for {cfg.name!r}, not for {name!r}")
-    model = SCRFD(cfg)
+    model = build_detector(cfg)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -164,12 +164,10 @@ def _cmd_detect(args) -> int:
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     paths = expand_images(args.images)
+    from .evaluation.model_eval import protocol_kwargs
+
     model, pre = load_weights(args.weights, args.model)
-    kw = {}
-    if pre is not None:
-        kw = dict(input_size=pre.input_size, score_threshold=pre.score_threshold, nms_threshold=pre.nms_threshold,
-                  pre_nms_topk=pre.pre_nms_topk, max_detections=pre.max_detections)
-    det = Detector(model, device=args.device, **kw)
+    det = Detector(model, device=args.device, **protocol_kwargs(pre))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     bar = Progress(len(paths), enabled=not args.no_progress)

@@ -46,12 +46,24 @@ def _checksum(config: dict, preprocessing: dict, state: dict) -> str:
     return h.hexdigest()
 
 
+def default_preprocessing(model) -> Preprocessing:
+    """The inference protocol a detector is evaluated with: SCRFD's (SPEC section 4) by default, the
+    model's own ``protocol`` when it has one (ASFD: scores over 0.05, top 2000, NMS 0.4, 750 kept)."""
+    p = getattr(model, "protocol", None)
+    if p is None:
+        return Preprocessing()
+    return Preprocessing(score_threshold=p.score_threshold, nms_threshold=p.nms_iou, pre_nms_topk=p.pre_nms_top_k,
+                         max_detections=p.max_detections)
+
+
 def save_model(model, path: str, preprocessing: Optional[Preprocessing] = None) -> None:
-    """Write `model` (a pyddsar detector: it has `.config.to_dict()`) to `path`, atomically."""
+    """Write `model` (a pyddsar detector: it has `.config.to_dict()`) to `path`, atomically; the
+    preprocessing defaults to :func:`default_preprocessing`."""
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "to_dict"):
-        raise ValueError("save_model needs a pyddsar detector (a model with .config.to_dict())")
-    preprocessing = preprocessing or Preprocessing()
+        raise ValueError("save_model needs a pyddsar detector built from a config (a model with "
+                         ".config.to_dict(); an ASFD detector with custom modules has none)")
+    preprocessing = preprocessing or default_preprocessing(model)
     if not isinstance(preprocessing, Preprocessing):
         raise ValueError("preprocessing must be a pyddsar.model_file.Preprocessing")
     cfg, pre = config.to_dict(), asdict(preprocessing)
@@ -80,7 +92,7 @@ def load_model(path: str, device="cpu"):
     """-> (model, Preprocessing). ValueError when the file is missing, not a pyddsar detector file,
     corrupt (checksum), or its weights do not fit its config."""
     from .models import build_detector
-    from .models.detector import DetectorConfig
+    from .models.presets import config_from_dict
 
     if not os.path.isfile(path):
         raise ValueError(f"no model file at {path}")
@@ -98,7 +110,7 @@ def load_model(path: str, device="cpu"):
     if _checksum(data["config"], data["preprocessing"], data["state_dict"]) != data["checksum"]:
         raise ValueError(f"{path} is corrupt: its checksum does not match its contents")
     try:
-        config = DetectorConfig.from_dict(data["config"])
+        config = config_from_dict(data["config"])
         preprocessing = Preprocessing(**data["preprocessing"])
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"{path}: its config does not describe a pyddsar detector ({e})") from None

@@ -12,10 +12,16 @@ import sys
 
 
 def add_parser(sub) -> None:
-    t = sub.add_parser("train", help="train a detector (SGD, ATSS, QFL + DIoU) on a WIDER-format folder")
+    t = sub.add_parser("train", help="train a detector (SCRFD: ATSS, QFL + DIoU; asfd-baseline: IoU 0.4, focal) "
+                                     "on a WIDER-format folder")
     t.add_argument("--data", required=True, help="dataset folder (WIDER layout or `pyddsar data synthetic` output)")
     t.add_argument("--model", default="ddsar-0.5g", help="preset name, structure string or search best.json")
     t.add_argument("--arch", default=None, help="a search's best.json (overrides --model's backbone)")
+    t.add_argument("--backbone", default=None,
+                   help="asfd-baseline's backbone: resnet18|resnet34|resnet50, a ddsar preset, best.json or structure")
+    t.add_argument("--backbone-weights", default=None, help="a state dict (torch.save) to start the backbone from")
+    t.add_argument("--box-loss", default=None, choices=["diou", "smooth_l1", "giou"],
+                   help="box loss (default: DIoU for SCRFD-framework detectors, smooth_l1 for asfd-baseline)")
     t.add_argument("--out", default="runs/train")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch", type=int, default=8, help="images per process")
@@ -36,11 +42,22 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from .training.trainer import TrainConfig, train
 
-    model = args.arch or args.model
+    from .asfd.config import ASFDConfig
+    from .models import config_for
+
+    model, backbone = args.model, args.backbone
+    if args.arch:
+        if isinstance(config_for(model), ASFDConfig):  # an ASFD detector keeps its neck and head
+            if backbone:
+                raise ValueError("give the backbone once: --arch or --backbone")
+            backbone = args.arch
+        else:
+            model = args.arch
     cfg = TrainConfig(
         data=args.data, model=model, out=args.out, epochs=args.epochs, batch=args.batch, size=args.size,
         lr=args.lr, warmup_epochs=args.warmup_epochs, workers=args.workers, device=args.device, seed=args.seed,
         init=args.init, max_steps=args.max_steps, log_every=args.log_every, resume=args.resume,
+        backbone=backbone, backbone_weights=args.backbone_weights, box_loss=args.box_loss,
     )
     rank0 = int(os.environ.get("RANK", "0")) == 0
 

@@ -6,10 +6,12 @@ import os
 import pytest
 import torch
 
-from pyddsar.asfd import ScalingSpace
+from pyddsar.asfd import AutoFAESpec, ScalingSpace
 from pyddsar.asfd.neck_search import load_autofae_spec, load_derived_autofae
 from pyddsar.asfd.scale import genes_from_dict, latency_penalty
 from pyddsar.cli import main
+from pyddsar.model_file import load_model
+from pyddsar.models import config_for
 
 TINY = ["--size", "96", "--base-width", "4", "--batch", "2", "--quiet"]
 
@@ -47,6 +49,13 @@ def test_search_neck_freezes_then_moves_arch_and_saves_derived(data, tmp_path, c
     ys = neck(feats)
     assert [y.shape for y in ys] == [f.shape for f in feats]
     assert all(torch.isfinite(y).all() for y in ys)
+    # the derived detector with its searched weights, as a pyddsar model file
+    model, _ = load_model(os.path.join(out, "model.pt"))
+    assert model.config.neck == "autofae" and AutoFAESpec.from_dict(model.config.autofae) == spec
+    assert model.config == config_for(os.path.join(out, "detector.json"))
+    with torch.no_grad():
+        for a, b in zip(model.neck(feats), ys):
+            torch.testing.assert_close(a, b)
 
 
 def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, capsys):
@@ -67,6 +76,13 @@ def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, caps
     assert chosen["latency_ms"] == min(e["latency_ms"] for e in d["evaluated"])
     assert chosen["flops"] > 0 and chosen["params"] > 0
     assert os.path.isfile(os.path.join(out, "subnet.pt")) and os.path.isfile(os.path.join(out, "supernet.pt"))
+    model, _ = load_model(os.path.join(out, "model.pt"))  # the chosen single path as a detector
+    g = genes_from_dict(chosen["genes"])
+    c = model.config
+    assert (c.backbone, c.num_modules, c.skip_fe, c.head_convs, c.channels) == \
+        (g.backbone, g.num_modules, g.skip_fe, g.head_convs, g.channels)
+    sub = torch.load(os.path.join(out, "subnet.pt"), weights_only=False)["state_dict"]
+    assert all(torch.equal(v, sub[k]) for k, v in model.state_dict().items())
 
 
 def test_latency_penalty_formula():
@@ -84,6 +100,24 @@ def test_baseline_trains_and_evaluates(data, tmp_path, capsys):
     assert "Hard AP" in capsys.readouterr().out
     res = json.load(open(os.path.join(out, "result.json")))
     assert res["steps"] == 2 and 0 <= res["hard"] <= 1 and res["num_images"] == 4
+    model, pre = load_model(os.path.join(out, "model.pt"))
+    assert (model.config.channels, model.config.head_convs, model.config.base_width) == (8, 1, 4)
+    assert model.config == config_for(os.path.join(out, "detector.json")) and pre.nms_threshold == 0.4
+
+
+def test_baseline_with_searched_neck_and_backbone(data, tmp_path, capsys):
+    neck = str(tmp_path / "neck")
+    assert main(["asfd", "search-neck", "--data", data, "--out", neck, "--max-steps", "2", "--channels", "8",
+                 "--head-convs", "1", *TINY]) == 0
+    out = str(tmp_path / "base")
+    rc = main(["asfd", "baseline", "--data", data, "--out", out, "--max-steps", "1", "--channels", "8",
+               "--head-convs", "1", "--eval-size", "96", "--neck", os.path.join(neck, "autofae.json"),
+               "--modules", "2", "--backbone", "ddsar-0.5g", *TINY])
+    assert rc == 0
+    assert "ddsar backbone" in capsys.readouterr().out
+    model, _ = load_model(os.path.join(out, "model.pt"))
+    assert model.config.backbone == "ddsar" and model.config.num_modules == 2
+    assert AutoFAESpec.from_dict(model.config.autofae) == load_autofae_spec(os.path.join(neck, "autofae.json"))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -93,6 +127,10 @@ def test_baseline_trains_and_evaluates(data, tmp_path, capsys):
     (["asfd", "scale", "--data", ".", "--latency-ms", "0"], "--latency-ms must be a positive"),
     (["asfd", "search-neck", "--data", ".", "--epochs", "0"], "epochs must be a positive"),
     (["asfd", "baseline", "--data", "/nonexistent/asfd"], "no dataset folder"),
+    (["asfd", "baseline", "--data", ".", "--gt", ".", "--backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["asfd", "baseline", "--data", ".", "--gt", ".", "--modules", "2"], "--modules needs --neck"),
+    (["asfd", "baseline", "--data", ".", "--eval-size", "100"], "multiple of 32"),
+    (["asfd", "search-neck", "--data", ".", "--device", "cuda:x"], "invalid device"),
 ])
 def test_bad_input_clear_errors(argv, message, capsys):
     assert main(argv) == 2

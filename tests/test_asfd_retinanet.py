@@ -6,7 +6,6 @@ from pyddsar.asfd.autofa import AutoFAE
 from pyddsar.asfd.resnet import ResNet, build_backbone
 from pyddsar.asfd.retinanet import (
     ASFD_TEST_PROTOCOL,
-    PRESETS,
     STRIDES,
     asfd_anchors,
     build_asfd_baseline,
@@ -86,7 +85,7 @@ def test_box_coding_roundtrip():
 
 def test_baseline_forward_and_predict():
     torch.manual_seed(0)
-    model = PRESETS["asfd-baseline"](backbone="resnet18", channels=16, head_convs=2, base_width=8).eval()
+    model = build_asfd_baseline(backbone="resnet18", channels=16, head_convs=2, base_width=8).eval()
     x = torch.randn(1, 3, 64, 96)
     out = model(x)
     n = sum(h * w for h, w in out["sizes"])

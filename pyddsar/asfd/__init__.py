@@ -3,6 +3,7 @@
 * :mod:`.gumbel`    straight-through Gumbel-max selection and the temperature schedule
 * :mod:`.autofe`    AutoFE cell (supernet ``AutoFE`` and discrete ``DerivedAutoFE``)
 * :mod:`.autofa`    AutoFA cells and the AutoFAE neck (``AutoFAE``, ``DerivedAutoFAE``)
+* :mod:`.config`    ``ASFDConfig`` (what a saved ASFD detector is) and ``build_asfd``
 * :mod:`.retinanet` the RetinaNet-style ``asfd-baseline`` (anchors, matcher, test protocol)
 * :mod:`.resnet`    ResNet-18/34/50 backbones returning C2..C5
 * :mod:`.slicing`   channel-sliceable convolution
@@ -19,14 +20,15 @@ from .autofa import (
     AutoFAESpec,
     DerivedAutoFACell,
     DerivedAutoFAE,
+    StackedAutoFAE,
 )
 from .autofe import DEFAULT_OPS, AutoFE, AutoFESpec, DerivedAutoFE, OpSpec
+from .config import ASFDConfig, backbone_fields, build_asfd
 from .gumbel import gumbel_max_st, gumbel_noise, tau_schedule
 from .params import arch_parameters, weight_parameters
 from .resnet import ResNet, build_backbone, load_backbone_weights, resnet18, resnet34, resnet50
 from .retinanet import (
     ASFD_TEST_PROTOCOL,
-    PRESETS,
     ASFDDetector,
     InferenceProtocol,
     asfd_anchors,
@@ -43,7 +45,6 @@ from .supernet import (
     GeneticResult,
     ScalingSpace,
     ScalingSupernet,
-    StackedAutoFAE,
     channel_cap,
     crossover,
     genetic_search,

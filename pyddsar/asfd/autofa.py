@@ -239,6 +239,31 @@ class AutoFAESpec:
     def num_levels(self) -> int:
         return self.top_down.num_levels
 
+    def to_dict(self) -> dict:
+        """Plain JSON-able form (``from_dict`` reads it back)."""
+        def cell(c: AutoFACellSpec) -> dict:
+            return {"direction": c.direction, "kept": [list(k) for k in c.kept],
+                    "weights": [list(w) for w in c.weights], "betas": [list(b) for b in c.betas]}
+
+        fe = None if self.fe is None else {"preds": list(self.fe.preds), "ops": [o.name for o in self.fe.ops]}
+        return {"top_down": cell(self.top_down), "bottom_up": cell(self.bottom_up), "fe": fe,
+                "placement": self.placement}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AutoFAESpec":
+        """The spec of :meth:`to_dict`'s output; ValueError saying what is wrong otherwise."""
+        try:
+            def cell(c):
+                return AutoFACellSpec(c["direction"], tuple(tuple(int(j) for j in k) for k in c["kept"]),
+                                      tuple(tuple(float(x) for x in w) for w in c["weights"]),
+                                      tuple(tuple(float(x) for x in b) for b in c["betas"]))
+
+            fe = None if d.get("fe") is None else AutoFESpec(tuple(int(j) for j in d["fe"]["preds"]),
+                                                             tuple(OpSpec.parse(o) for o in d["fe"]["ops"]))
+            return cls(cell(d["top_down"]), cell(d["bottom_up"]), fe, d.get("placement", "between"))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not an AutoFAE spec ({type(e).__name__}: {e})") from None
+
     def describe(self, first_level: int = 2) -> str:
         lines = [self.top_down.describe(first_level), self.bottom_up.describe(first_level)]
         if self.fe is not None:
@@ -357,3 +382,33 @@ class DerivedAutoFAE(nn.Module):
 
     def describe(self, first_level: int = 2) -> str:
         return self.spec.describe(first_level)
+
+
+class StackedAutoFAE(nn.Module):
+    """``max_modules`` derived AutoFAE modules of one spec; the first ``active_modules`` run, module
+    i bypassing its AutoFE when ``skip_fe[i]``."""
+
+    def __init__(self, channels: int, spec: AutoFAESpec, max_modules: int, skip_fe: Sequence[bool] = ()):
+        super().__init__()
+        if not isinstance(max_modules, int) or max_modules < 1:
+            raise ValueError(f"max_modules must be a positive int, got {max_modules!r}")
+        self.modules_ = nn.ModuleList(DerivedAutoFAE(channels, spec) for _ in range(max_modules))
+        self.active_modules = max_modules
+        self.skip_fe: Tuple[bool, ...] = tuple(skip_fe) or (False,) * max_modules
+
+    @classmethod
+    def of(cls, module: "DerivedAutoFAE") -> "StackedAutoFAE":
+        """A one-module stack holding ``module`` itself (its weights kept)."""
+        if not isinstance(module, DerivedAutoFAE):
+            raise ValueError(f"expected a DerivedAutoFAE, got {type(module).__name__}")
+        stack = cls(module.channels, module.spec, 1)
+        stack.modules_[0] = module
+        return stack
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        if len(self.skip_fe) < self.active_modules:
+            raise ValueError("skip_fe has fewer flags than active modules")
+        x = list(feats)
+        for i in range(self.active_modules):
+            x = self.modules_[i](x, skip_fe=self.skip_fe[i])
+        return x

@@ -26,9 +26,14 @@ def _check_tau(tau) -> float:
 def gumbel_noise(shape, generator: Optional[torch.Generator] = None, *, device=None, dtype=torch.float32) -> torch.Tensor:
     """Standard Gumbel samples ``-log(-log(U))`` with ``U`` uniform in ``(0, 1)``, drawn from ``generator``.
 
-    The generator must live on ``device`` (torch's rule); ``None`` uses torch's global RNG.
+    ``None`` uses torch's global RNG. A generator on another device than ``device`` (a seeded CPU
+    generator driving a search on the GPU) draws on its own device and the samples are moved, so a
+    seed gives the same samples on every device.
     """
-    u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    if generator is not None and device is not None and torch.device(device) != generator.device:
+        u = torch.rand(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    else:
+        u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
     tiny = torch.finfo(dtype).tiny
     u = u.clamp(min=tiny, max=1.0 - torch.finfo(dtype).eps)
     return -torch.log(-torch.log(u))

@@ -20,42 +20,19 @@ from typing import Optional
 import torch
 
 from .._atomic import torch_save, write_text
-from .autofa import PLACEMENTS, AutoFACellSpec, AutoFAE, AutoFAESpec, DerivedAutoFAE
-from .autofe import AutoFESpec, OpSpec
+from ..model_file import save_model
+from .autofa import PLACEMENTS, AutoFAE, AutoFAESpec, DerivedAutoFAE, StackedAutoFAE
 from .gumbel import tau_schedule
 from .params import arch_parameters, weight_parameters
-from .retinanet import build_asfd_baseline
-from .train import batch_loss, batches, load_train_dataset, minival_ap, split_indices
+from .retinanet import build_asfd_baseline, config_of
+from .train import batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device
 
 FORMAT = "pyddsar-asfd-autofae"
 CHECKPOINT = "checkpoint.pt"
 
 
 # ----------------------------------------------------------------------------------------------
-# spec <-> JSON
-
-
-def spec_to_dict(spec: AutoFAESpec) -> dict:
-    def cell(c: AutoFACellSpec) -> dict:
-        return {"direction": c.direction, "kept": [list(k) for k in c.kept],
-                "weights": [list(w) for w in c.weights], "betas": [list(b) for b in c.betas]}
-
-    fe = None if spec.fe is None else {"preds": list(spec.fe.preds), "ops": [o.name for o in spec.fe.ops]}
-    return {"top_down": cell(spec.top_down), "bottom_up": cell(spec.bottom_up), "fe": fe, "placement": spec.placement}
-
-
-def spec_from_dict(d: dict) -> AutoFAESpec:
-    try:
-        def cell(c):
-            return AutoFACellSpec(c["direction"], tuple(tuple(int(j) for j in k) for k in c["kept"]),
-                                  tuple(tuple(float(x) for x in w) for w in c["weights"]),
-                                  tuple(tuple(float(x) for x in b) for b in c["betas"]))
-
-        fe = None if d.get("fe") is None else AutoFESpec(tuple(int(j) for j in d["fe"]["preds"]),
-                                                         tuple(OpSpec.parse(o) for o in d["fe"]["ops"]))
-        return AutoFAESpec(cell(d["top_down"]), cell(d["bottom_up"]), fe, d.get("placement", "between"))
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"not an AutoFAE spec ({type(e).__name__}: {e})") from None
+# saved results
 
 
 def load_autofae_spec(path: str) -> AutoFAESpec:
@@ -74,7 +51,7 @@ def load_autofae_spec(path: str) -> AutoFAESpec:
         d = d["spec"]
     if not isinstance(d, dict):
         raise ValueError(f"{path}: not an AutoFAE spec")
-    return spec_from_dict(d)
+    return AutoFAESpec.from_dict(d)
 
 
 def load_derived_autofae(path: str) -> DerivedAutoFAE:
@@ -84,7 +61,7 @@ def load_derived_autofae(path: str) -> DerivedAutoFAE:
     d = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ValueError(f"{path} is not a saved AutoFAE ({FORMAT})")
-    m = DerivedAutoFAE(int(d["channels"]), spec_from_dict(d["spec"]))
+    m = DerivedAutoFAE(int(d["channels"]), AutoFAESpec.from_dict(d["spec"]))
     m.load_state_dict(d["state_dict"])
     return m
 
@@ -113,6 +90,7 @@ class NeckSearchConfig:
     box_loss: str = "smooth_l1"
     max_steps: Optional[int] = None   # stop after this many steps in all (tests, demos)
     resume: bool = False
+    device: str = "cpu"
 
     def validate(self) -> None:
         for name in ("epochs", "size", "base_width", "channels", "batch"):
@@ -129,6 +107,7 @@ class NeckSearchConfig:
             raise ValueError("max_steps must be positive")
         if not self.data or not os.path.isdir(self.data):
             raise ValueError(f"no dataset folder at {self.data}")
+        check_device(self.device)
 
 
 def _arch_vector(model) -> torch.Tensor:
@@ -146,8 +125,9 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
     w_idx, a_idx, m_idx = split_indices(len(dataset), (9, 9, 2), cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     neck = AutoFAE(cfg.channels, 6, cfg.placement, generator=gen)
+    dev = torch.device(cfg.device)
     model = build_asfd_baseline(cfg.backbone, neck=neck, channels=cfg.channels, head_convs=cfg.head_convs,
-                                base_width=cfg.base_width).to(memory_format=torch.channels_last)
+                                base_width=cfg.base_width).to(dev, memory_format=torch.channels_last)
     w_params, a_params = weight_parameters(model), arch_parameters(model)
     w_opt = torch.optim.SGD(w_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(a_params, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
@@ -161,14 +141,14 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
     if cfg.resume:
         if not os.path.isfile(ckpt):
             raise ValueError(f"--resume: no checkpoint at {ckpt}")
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        st = torch.load(ckpt, map_location=dev, weights_only=False)
         if st.get("format") != "pyddsar-asfd-neck-checkpoint" or st.get("config", {}).get("channels") != cfg.channels:
             raise ValueError(f"{ckpt} is not a neck-search checkpoint of this configuration")
         model.load_state_dict(st["model"])
         w_opt.load_state_dict(st["w_opt"])
         a_opt.load_state_dict(st["a_opt"])
         step, history = st["step"], st["history"]
-        gen.set_state(st["gumbel_rng"])
+        gen.set_state(st["gumbel_rng"].cpu())
     epoch0 = step // spe
     w_it = batches(dataset, w_idx, cfg.batch, cfg.seed, start_epoch=epoch0)
     a_it = batches(dataset, a_idx, cfg.batch, cfg.seed + 1, start_epoch=epoch0)
@@ -186,7 +166,7 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
         tau = tau_schedule(step, total, 1.0, 0.1)
         neck.set_tau(tau)
         images, boxes, ignore = next(w_it)
-        wl = batch_loss(model, images.contiguous(memory_format=torch.channels_last), boxes, ignore, cfg.box_loss)
+        wl = batch_loss(model, to_device(images, dev), boxes, ignore, cfg.box_loss)
         w_opt.zero_grad(set_to_none=True)
         wl["loss"].backward()
         torch.nn.utils.clip_grad_norm_(w_params, 10.0)
@@ -194,7 +174,7 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
         row = {"step": step + 1, "tau": tau, "loss": float(wl["loss"].detach()), "arch_loss": None}
         if step >= freeze and a_params:
             images, boxes, ignore = next(a_it)
-            al = batch_loss(model, images.contiguous(memory_format=torch.channels_last), boxes, ignore, cfg.box_loss)
+            al = batch_loss(model, to_device(images, dev), boxes, ignore, cfg.box_loss)
             a_opt.zero_grad(set_to_none=True)
             al["loss"].backward()
             a_opt.step()
@@ -208,13 +188,14 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
             log(f"step {step}/{total}  tau {tau:.3f}  loss {row['loss']:.4f}"
                 + (f"  arch loss {row['arch_loss']:.4f}" if row["arch_loss"] is not None else "  (architecture frozen)"))
     derived = neck.derive()
-    model.neck = derived
+    model.neck = StackedAutoFAE.of(derived)
+    model.config = config_of(model).replace(name="asfd-autofae")  # a plain ASFD detector now: a model file
     model.eval()
-    ap = minival_ap(model, [dataset.samples[i] for i in m_idx], cfg.size)
+    ap = minival_ap(model, [dataset.samples[i] for i in m_idx], cfg.size, device=cfg.device)
     spec = neck.spec()
     description = derived.describe()
     summary = {
-        "format": FORMAT, "channels": cfg.channels, "spec": spec_to_dict(spec), "description": description,
+        "format": FORMAT, "channels": cfg.channels, "spec": spec.to_dict(), "description": description,
         "placement": cfg.placement, "steps": total, "arch_frozen_steps": freeze,
         "arch_change_l2": float((_arch_vector(neck) - arch_start).norm()),
         "split": {"weights": len(w_idx), "architecture": len(a_idx), "minival": len(m_idx)},
@@ -223,11 +204,11 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
     write_text(os.path.join(cfg.out, "autofae.json"), json.dumps(summary, indent=1))
     with open(os.path.join(cfg.out, "autofae.txt"), "w") as f:
         f.write(description + "\n")
-    torch_save({"format": FORMAT, "channels": cfg.channels, "spec": spec_to_dict(spec),
-                 "state_dict": derived.state_dict(), "detector_state": model.state_dict(),
-                 "detector": {"backbone": cfg.backbone, "channels": cfg.channels, "head_convs": cfg.head_convs,
-                              "base_width": cfg.base_width}},
-                os.path.join(cfg.out, "autofae.pt"))
+    torch_save({"format": FORMAT, "channels": cfg.channels, "spec": spec.to_dict(),
+                "state_dict": {k: v.cpu() for k, v in derived.state_dict().items()}},
+               os.path.join(cfg.out, "autofae.pt"))
+    save_model(model, os.path.join(cfg.out, "model.pt"))
+    write_text(os.path.join(cfg.out, "detector.json"), json.dumps(model.config.to_dict(), indent=1))
     with open(os.path.join(cfg.out, "history.jsonl"), "w") as f:
         for r in history:
             f.write(json.dumps(r) + "\n")

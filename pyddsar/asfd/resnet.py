@@ -71,6 +71,7 @@ class ResNet(nn.Module):
         kind, layers = _DEPTHS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
         self.depth = depth
+        self.base_width = base_width
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=False),
             nn.BatchNorm2d(base_width),

@@ -279,6 +279,9 @@ class ASFDDetector(nn.Module):
         self.head = RetinaHead(channels, head_convs)
         self.protocol = protocol
         self.neck_kwargs: Dict[str, object] = {}
+        self.config = None  # an ASFDConfig when built from one (build_asfd): then it can be saved
+
+    use_kps = False  # no landmark branch
 
     def features(self, images: torch.Tensor) -> List[torch.Tensor]:
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
@@ -293,6 +296,17 @@ class ASFDDetector(nn.Module):
     @staticmethod
     def anchors(sizes, device=None) -> torch.Tensor:
         return asfd_anchors(sizes, device=device)
+
+    def predict_raw(self, images: torch.Tensor):
+        """Forward and decode, as :meth:`pyddsar.models.SCRFD.predict_raw`: ``RawPredictions`` with
+        sigmoid ``scores`` [B, N], ``boxes`` [B, N, 4] in input pixels and ``kps`` None (the
+        :class:`pyddsar.Detector` path)."""
+        from ..models.detector import RawPredictions
+
+        out = self.forward(images)
+        anchors = self.anchors(out["sizes"], device=images.device)
+        boxes = decode_boxes(anchors, out["deltas"].float()).to(out["deltas"].dtype)
+        return RawPredictions(torch.sigmoid(out["logits"][..., 0]), boxes, None)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
@@ -315,7 +329,9 @@ def build_asfd_baseline(
     backbone_channels: Optional[Sequence[int]] = None,
     base_width: int = 64,
 ) -> ASFDDetector:
-    """The ``asfd-baseline`` preset.
+    """An ASFD detector from a backbone and a neck given by name or as modules (the ``asfd-baseline``
+    preset of :mod:`pyddsar.models.presets` is ``build_detector("asfd-baseline", ...)``); ``.config``
+    is set when the parts are ones a config can name (:func:`config_of`), else None.
 
     ``backbone``: ``"resnet18" | "resnet34" | "resnet50"`` (built from scratch, stem width
     ``base_width``) or any module returning C2..C5 (``backbone_channels`` or its ``.channels`` gives
@@ -329,10 +345,39 @@ def build_asfd_baseline(
     if not isinstance(backbone, nn.Module):
         raise ValueError("backbone must be a name or an nn.Module")
     if backbone_channels is None:
-        backbone_channels = getattr(backbone, "channels", None)
+        backbone_channels = getattr(backbone, "channels", None) or getattr(backbone, "out_channels", None)
         if backbone_channels is None:
             raise ValueError("backbone_channels is required for a backbone without a .channels attribute")
-    return ASFDDetector(backbone, backbone_channels, neck, channels, head_convs)
+    from .autofa import DerivedAutoFAE, StackedAutoFAE
+
+    if isinstance(neck, DerivedAutoFAE):  # the stacked form, so the detector has a config
+        neck = StackedAutoFAE.of(neck)
+    det = ASFDDetector(backbone, backbone_channels, neck, channels, head_convs)
+    det.config = config_of(det)
+    return det
 
 
-PRESETS = {"asfd-baseline": build_asfd_baseline}
+def config_of(det: ASFDDetector):
+    """The :class:`~pyddsar.asfd.config.ASFDConfig` of a detector made of parts pyddsar knows (a
+    pyddsar ResNet or searched backbone, an FPN or stacked derived AutoFAE neck), else None."""
+    from ..models.backbone import Backbone
+    from .autofa import StackedAutoFAE
+    from .config import ASFDConfig
+    from .resnet import ResNet
+
+    bb, neck = det.backbone, det.neck
+    if isinstance(bb, ResNet) and bb.stem[0].in_channels == 3:
+        fields = {"backbone": f"resnet{bb.depth}", "base_width": bb.base_width}
+    elif isinstance(bb, Backbone):
+        fields = {"backbone": "ddsar", "arch": bb.structure}
+    else:
+        return None
+    if isinstance(neck, StackedAutoFAE):
+        fields.update(neck="autofae", autofae=neck.modules_[0].spec.to_dict(), num_modules=len(neck.modules_),
+                      skip_fe=tuple(neck.skip_fe[:len(neck.modules_)]))
+        if neck.active_modules != len(neck.modules_) or any(m.spec != neck.modules_[0].spec for m in neck.modules_):
+            return None
+    elif not isinstance(neck, FPN):
+        return None
+    return ASFDConfig(channels=det.inputs.lateral[0].out_channels, head_convs=det.head.num_convs, **fields)
+

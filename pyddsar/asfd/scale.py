@@ -31,7 +31,9 @@ import torch
 from .._atomic import torch_save, write_text
 from .autofa import AutoFAE
 from .supernet import Genes, ScalingSpace, ScalingSupernet, channel_cap, genetic_search, measure_latency_ms
-from .train import batch_loss, batches, load_train_dataset, minival_ap, split_indices
+from ..bench_cli import device_name
+from ..model_file import save_model
+from .train import batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device
 
 
 def latency_penalty(latency_ms: float, budget_ms: float) -> float:
@@ -64,6 +66,7 @@ class ScaleConfig:
     lr: float = 0.01
     seed: int = 0
     box_loss: str = "smooth_l1"
+    device: str = "cpu"               # where the supernet trains and latency is measured
 
     def validate(self) -> None:
         if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, (int, float)) \
@@ -83,6 +86,7 @@ class ScaleConfig:
             raise ValueError(f"latency_resolution must be (width, height) >= 32, got {self.latency_resolution}")
         if not self.data or not os.path.isdir(self.data):
             raise ValueError(f"no dataset folder at {self.data}")
+        check_device(self.device)
 
 
 def _genes_dict(g: Genes) -> dict:
@@ -111,7 +115,8 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     dataset = load_train_dataset(cfg.data, cfg.size, cfg.seed)
     w_idx, a_idx, m_idx = split_indices(len(dataset), (9, 9, 2), cfg.seed)
-    net = ScalingSupernet(space, spec, cfg.base_width).to(memory_format=torch.channels_last)
+    dev = torch.device(cfg.device)
+    net = ScalingSupernet(space, spec, cfg.base_width).to(dev, memory_format=torch.channels_last)
     params = list(net.parameters())
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)
     rng = random.Random(cfg.seed)
@@ -125,8 +130,7 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
         if step < warm:
             genes = replace(genes, channels=widest)
         images, boxes, ignore = next(it)
-        losses = batch_loss(lambda x: net(x, genes), images.contiguous(memory_format=torch.channels_last),
-                            boxes, ignore, cfg.box_loss)
+        losses = batch_loss(lambda x: net(x, genes), to_device(images, dev), boxes, ignore, cfg.box_loss)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -142,13 +146,13 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     net.eval()
     minival = [dataset.samples[i] for i in m_idx]
     w, h = cfg.latency_resolution
-    probe = torch.zeros(1, 3, h, w)
+    probe = torch.zeros(1, 3, h, w, device=dev)
     records = {}
 
     def fitness(g: Genes) -> float:
         sub = net.subnet(g).eval()
         lat = measure_latency_ms(sub, probe, warmup=1, runs=cfg.latency_runs)
-        ap = minival_ap(sub, minival, cfg.size)
+        ap = minival_ap(sub, minival, cfg.size, device=cfg.device)
         fit = ap - latency_penalty(lat, cfg.latency_ms)
         records[g] = {"genes": _genes_dict(g), "description": g.describe(), "latency_ms": lat,
                       "minival_ap": ap, "fitness": fit}
@@ -163,7 +167,7 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     summary = {
         "format": "pyddsar-asfd-scale", "chosen": chosen, "latency_budget_ms": cfg.latency_ms,
         "fitness_formula": "minival_ap - max(0, latency_ms / latency_budget_ms - 1)",
-        "latency_resolution": [w, h], "device": "cpu", "torch_threads": torch.get_num_threads(),
+        "latency_resolution": [w, h], "device": device_name(dev), "torch_threads": torch.get_num_threads(),
         "neck_spec": cfg.neck or "AutoFAE at initialisation",
         "space": {"backbones": list(space.backbones), "module_counts": list(space.module_counts),
                   "head_convs": list(space.head_convs), "channels": list(space.channels)},
@@ -173,5 +177,8 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     }
     write_text(os.path.join(cfg.out, "genes.json"), json.dumps(summary, indent=1))
     torch_save({"format": "pyddsar-asfd-subnet", "genes": _genes_dict(best), "state_dict": sub.state_dict()},
-                os.path.join(cfg.out, "subnet.pt"))
+               os.path.join(cfg.out, "subnet.pt"))
+    save_model(sub, os.path.join(cfg.out, "model.pt"))  # for pyddsar detect / eval / train --init
+    write_text(os.path.join(cfg.out, "detector.json"), json.dumps(sub.config.to_dict(), indent=1))
     return summary
+

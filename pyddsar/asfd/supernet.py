@@ -19,9 +19,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .autofa import AutoFAESpec, DerivedAutoFAE
+from .autofa import AutoFAESpec, StackedAutoFAE
 from .resnet import BACKBONES, build_backbone
-from .retinanet import ASFDDetector, PyramidInputs, RetinaHead
+from .retinanet import ASFDDetector, PyramidInputs, RetinaHead, config_of
 from .slicing import copy_sliced_weights, set_active_width
 
 
@@ -120,27 +120,6 @@ def channel_cap(step: int, total_steps: int, space: ScalingSpace, warmup_fractio
     return widths[min(len(widths) - 1, (step - warm) // share)]
 
 
-class StackedAutoFAE(nn.Module):
-    """``max_modules`` derived AutoFAE modules of one spec; the first ``active_modules`` run, module
-    i bypassing its AutoFE when ``skip_fe[i]``."""
-
-    def __init__(self, channels: int, spec: AutoFAESpec, max_modules: int, skip_fe: Sequence[bool] = ()):
-        super().__init__()
-        if not isinstance(max_modules, int) or max_modules < 1:
-            raise ValueError(f"max_modules must be a positive int, got {max_modules!r}")
-        self.modules_ = nn.ModuleList(DerivedAutoFAE(channels, spec) for _ in range(max_modules))
-        self.active_modules = max_modules
-        self.skip_fe: Tuple[bool, ...] = tuple(skip_fe) or (False,) * max_modules
-
-    def forward(self, feats: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-        if len(self.skip_fe) < self.active_modules:
-            raise ValueError("skip_fe has fewer flags than active modules")
-        x = list(feats)
-        for i in range(self.active_modules):
-            x = self.modules_[i](x, skip_fe=self.skip_fe[i])
-        return x
-
-
 class ScalingSupernet(nn.Module):
     """Weight-sharing supernet over ``space`` with the searched AutoFAE ``fae_spec``.
 
@@ -187,6 +166,7 @@ class ScalingSupernet(nn.Module):
         for i in range(genes.num_modules):
             copy_sliced_weights(self.neck.modules_[i], neck.modules_[i])
         copy_sliced_weights(self.head, det.head)
+        det.config = config_of(det).replace(name="asfd-scaled")  # saveable as a pyddsar model file
         return det.to(next(self.parameters()).device)
 
 

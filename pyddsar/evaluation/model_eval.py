@@ -10,15 +10,20 @@ import numpy as np
 
 
 def load_detector_model(model: Optional[str], weights: str):
-    """A detector model from `weights`: a pyddsar model file (config inside; `model` may be None) or an
-    insightface SCRFD .onnx / older checkpoint for preset `model`."""
+    """-> (detector model, the file's Preprocessing or None) from `weights`: a pyddsar model file
+    (config and inference protocol inside; `model`, when given, must match it) or an insightface SCRFD
+    .onnx / plain checkpoint for preset `model`."""
     from ..detect_cli import load_weights
-    from ..model_file import is_model_file
 
-    # a pyddsar model file carries its own config: --model is neither needed nor compared with it
-    if weights and os.path.isfile(weights) and is_model_file(weights):
-        model = None
-    return load_weights(weights, model)[0]
+    return load_weights(weights, model)
+
+
+def protocol_kwargs(pre) -> dict:
+    """:class:`pyddsar.Detector` keyword arguments of a model file's Preprocessing (None: none)."""
+    if pre is None:
+        return {}
+    return dict(input_size=pre.input_size, score_threshold=pre.score_threshold, nms_threshold=pre.nms_threshold,
+                pre_nms_topk=pre.pre_nms_topk, max_detections=pre.max_detections)
 
 
 def image_key(path: str) -> str:
@@ -46,7 +51,8 @@ def predict_folder(detector, data: str, split: str = "val", batch_size: int = 8,
 
 def evaluate_model(model=None, weights=None, data=None, gt=None, out_dir=None, iou_thresh: float = 0.5,
                    device: str = "cpu", split: str = "val", batch_size: int = 8, **detector_kw):
-    """Detect over `data`'s `split` images, write the prediction txt files to `out_dir/predictions`
+    """Detect over `data`'s `split` images (with the model file's inference protocol; `detector_kw`
+    such as ``input_size=`` override it), write the prediction txt files to `out_dir/predictions`
     when `out_dir` is given, and evaluate against the .mat ground truth in `gt`."""
     from ..inference import Detector
     from .widerface import evaluate, write_predictions
@@ -55,7 +61,9 @@ def evaluate_model(model=None, weights=None, data=None, gt=None, out_dir=None, i
         raise ValueError(f"no dataset folder at {data}")
     if not gt or not os.path.isdir(gt):
         raise ValueError(f"no ground-truth folder at {gt}")
-    detector = Detector(load_detector_model(model, weights), device=device, **detector_kw)
+    net, pre = load_detector_model(model, weights)
+    # the file's own inference protocol (SCRFD's or ASFD's), unless the caller overrides a part of it
+    detector = Detector(net, device=device, **{**protocol_kwargs(pre), **detector_kw})
     preds = predict_folder(detector, data, split, batch_size)
     if out_dir:
         write_predictions(os.path.join(out_dir, "predictions"), preds)

@@ -217,6 +217,8 @@ def _analyse(path):
                shared_head=shared, use_kps=use_kps, use_scale=len(muls) == 3, fused=True)
     name = "scrfd-onnx"
     for pname, p in presets.items():
+        if not isinstance(p, DetectorConfig):  # asfd-baseline: not an SCRFD
+            continue
         if dataclasses.replace(p, name=name, fused=True, norm="bn", gn_groups=16) == DetectorConfig(name=name, **cfg):
             name = pname
     config = DetectorConfig(name=name, **cfg)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Union
 
 from ..arch import Arch, presets as arch_presets
+from ..asfd.config import ASFDConfig, build_asfd
 from .detector import SCRFD, DetectorConfig
+
+AnyConfig = Union[DetectorConfig, ASFDConfig]
 
 # neck channels / head stacked convs x feat channels / GN groups / depthwise (SPEC section 4)
 _DDSAR_HEADS = {
@@ -37,11 +40,34 @@ _CONFIGS["scrfd-34g"] = DetectorConfig(
     stage_blocks=(17, 16, 2, 8), stem_channels=56, **_DDSAR_HEADS["34g"])
 _CONFIGS["scrfd-2.5g-kps"] = _CONFIGS["scrfd-2.5g"].replace(name="scrfd-2.5g-kps", norm="bn", shared_head=False, use_kps=True)
 
-#: Read-only mapping preset name -> DetectorConfig.
-presets: Mapping[str, DetectorConfig] = MappingProxyType(_CONFIGS)
+# ASFD's RetinaNet-style baseline (SPEC section 6): ResNet-18, FPN, 256 channels, 4 head convs; any
+# pyddsar backbone through build_detector("asfd-baseline", backbone="resnet50" | "ddsar-2.5g" | ...)
+_CONFIGS["asfd-baseline"] = ASFDConfig()
+
+#: Read-only mapping preset name -> DetectorConfig (SCRFD framework) or ASFDConfig (asfd-baseline).
+presets: Mapping[str, AnyConfig] = MappingProxyType(_CONFIGS)
 
 
-def _arch_from_file(path: str) -> Arch:
+def config_from_dict(d: dict) -> AnyConfig:
+    """The config of a ``to_dict()`` output: an :class:`ASFDConfig` when it says ``family: asfd``, a
+    :class:`DetectorConfig` otherwise."""
+    if isinstance(d, dict) and d.get("family") == ASFDConfig.family:
+        return ASFDConfig.from_dict(d)
+    return DetectorConfig.from_dict(d)
+
+
+def matches_preset(config: AnyConfig, name: str) -> bool:
+    """Whether weights of ``config`` belong to preset ``name``: the same modules (name and BN folding
+    aside); for ``asfd-baseline`` any backbone / width choice of that preset (the name it was built as)."""
+    base = presets[name]
+    if type(config) is not type(base):
+        return False
+    if isinstance(base, ASFDConfig):
+        return config.name == name
+    return config.replace(name=name, fused=base.fused) == base
+
+
+def arch_from_file(path: str) -> Arch:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -56,14 +82,30 @@ def _arch_from_file(path: str) -> Arch:
     return Arch.parse(text)
 
 
+def _config_file(path: str):
+    """The config in a JSON file holding a detector config dict (``family`` key), else None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(data, dict) and "family" in data:
+        try:
+            return config_from_dict(data)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: not a valid detector config ({e})") from None
+    return None
+
+
 def config_for(name_or_config, **overrides) -> DetectorConfig:
-    """The :class:`DetectorConfig` for a preset name, a config, a config dict, an :class:`Arch`, a
-    structure string or a path to a search's ``best.json``; ``overrides`` replace config fields."""
+    """The config (:class:`DetectorConfig` or :class:`ASFDConfig`) for a preset name, a config, a config
+    dict, an :class:`Arch`, a structure string, a path to a search's ``best.json`` or to a JSON config
+    (``detector.json`` of ``pyddsar asfd``); ``overrides`` replace config fields."""
     x = name_or_config
-    if isinstance(x, DetectorConfig):
+    if isinstance(x, (DetectorConfig, ASFDConfig)):
         cfg = x
     elif isinstance(x, dict):
-        cfg = DetectorConfig.from_dict(x)
+        cfg = config_from_dict(x)
     elif isinstance(x, Arch):
         cfg = DetectorConfig(name="custom", backbone="ddsar", arch=str(x))
     elif isinstance(x, (str, os.PathLike)):
@@ -71,7 +113,8 @@ def config_for(name_or_config, **overrides) -> DetectorConfig:
         if s in presets:
             cfg = presets[s]
         elif os.path.isfile(s):
-            cfg = DetectorConfig(name=os.path.basename(s), backbone="ddsar", arch=str(_arch_from_file(s)))
+            saved = _config_file(s)  # a detector.json (a config's to_dict) or else an architecture file
+            cfg = saved or DetectorConfig(name=os.path.basename(s), backbone="ddsar", arch=str(arch_from_file(s)))
         else:
             try:
                 arch = Arch.parse(s)
@@ -85,8 +128,11 @@ def config_for(name_or_config, **overrides) -> DetectorConfig:
     return cfg.replace(**overrides) if overrides else cfg
 
 
-def build_detector(name_or_config, **overrides) -> SCRFD:
-    """Build a detector (random weights) from a preset name, :class:`DetectorConfig` (or its dict), an
-    :class:`Arch`, a structure string or a search's ``best.json``; keyword overrides change config
-    fields (``neck_channels=24, stacked_convs=2, feat_channels=64, use_kps=True``...)."""
-    return SCRFD(config_for(name_or_config, **overrides))
+def build_detector(name_or_config, **overrides):
+    """Build a detector (random weights) from a preset name, :class:`DetectorConfig` / :class:`ASFDConfig`
+    (or its dict), an :class:`Arch`, a structure string or a search's ``best.json``; keyword overrides
+    change config fields (``neck_channels=24, stacked_convs=2, feat_channels=64, use_kps=True``...;
+    for ``asfd-baseline``: ``backbone="resnet50"`` or any searched backbone, ``channels``, ...).
+    Returns an :class:`SCRFD` or, for an ASFD config, an :class:`~pyddsar.asfd.ASFDDetector`."""
+    cfg = config_for(name_or_config, **overrides)
+    return build_asfd(cfg) if isinstance(cfg, ASFDConfig) else SCRFD(cfg)

@@ -16,23 +16,25 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from .._atomic import torch_save
-from .criterion import detection_loss
+from .criterion import LossTerms, detection_loss
 from .targets import anchor_set, image_targets
 
 CHECKPOINT = "checkpoint.pt"
+BOX_LOSSES = ("diou", "smooth_l1", "giou")
+ASFD_GRAD_CLIP = 35.0  # diou: SCRFD framework; smooth_l1 / giou: ASFD
 
 
 @dataclass
 class TrainConfig:
     data: str                        # a dataset folder (FaceDataset.from_folder)
-    model: str = "ddsar-0.5g"        # a preset name, a structure string or a search's best.json
+    model: Union[str, dict] = "ddsar-0.5g"  # a preset name, a structure string, a search's best.json or a config dict
     out: str = "runs/train"
     epochs: int = 10
     batch: int = 8                   # per process
@@ -53,6 +55,9 @@ class TrainConfig:
     log_every: int = 10
     scales: Tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
     resume: bool = False
+    backbone: Optional[str] = None          # asfd-baseline: resnet18|34|50, a ddsar preset, best.json or structure
+    backbone_weights: Optional[str] = None  # a state dict (torch.save) loaded into the backbone before training
+    box_loss: Optional[str] = None          # None: the family's own (SCRFD: DIoU; ASFD: smooth_l1, or "giou")
 
     def validate(self) -> None:
         for name in ("epochs", "batch", "size", "log_every"):
@@ -74,6 +79,10 @@ class TrainConfig:
             raise ValueError("max_steps must be positive")
         if not os.path.isdir(self.data):
             raise ValueError(f"no dataset folder at {self.data}")
+        if self.backbone_weights is not None and not os.path.isfile(self.backbone_weights):
+            raise ValueError(f"no backbone weights file at {self.backbone_weights}")
+        if self.box_loss is not None and self.box_loss not in BOX_LOSSES:
+            raise ValueError(f"box_loss must be one of {', '.join(BOX_LOSSES)}, got {self.box_loss!r}")
 
 
 def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -128,7 +137,14 @@ class Trainer:
         use_kps = has_landmarks if cfg.use_kps is None else cfg.use_kps
         # channels-last: several times faster depthwise-conv backward passes on the CPU (oneDNN)
         self.model = self._build_model(use_kps).to(self.device, memory_format=torch.channels_last)
-        self.anchors = anchor_set(cfg.size, cfg.size, device=self.device)
+        from ..asfd.retinanet import ASFDDetector
+
+        self.asfd = isinstance(self.model, ASFDDetector)  # RetinaNet-style: IoU matching, focal + box loss
+        if self.asfd and cfg.box_loss not in (None, "smooth_l1", "giou"):
+            raise ValueError(f"an ASFD detector trains with box_loss smooth_l1 or giou, not {cfg.box_loss!r}")
+        if not self.asfd and cfg.box_loss not in (None, "diou"):
+            raise ValueError(f"SCRFD-framework detectors train with the DIoU box loss, not {cfg.box_loss!r}")
+        self.anchors = None if self.asfd else anchor_set(cfg.size, cfg.size, device=self.device)
         self.steps_per_epoch = math.ceil(math.ceil(len(self.dataset) / self.world) / cfg.batch)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.warmup_lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
@@ -145,12 +161,27 @@ class Trainer:
 
     # -- model ------------------------------------------------------------------------------------
     def _build_model(self, use_kps: bool):
-        from ..models import build_detector
+        model = self._initial_model(use_kps)
+        if self.cfg.backbone_weights:
+            from ..asfd.resnet import load_backbone_weights
+
+            try:
+                load_backbone_weights(model.backbone, self.cfg.backbone_weights)
+            except RuntimeError as e:
+                raise ValueError(f"{self.cfg.backbone_weights} does not fit the backbone: "
+                                 f"{str(e).splitlines()[0]}") from None
+        return model
+
+    def _initial_model(self, use_kps: bool):
+        from ..asfd.config import ASFDConfig
+        from ..models import build_detector, config_for
 
         cfg = self.cfg
         if cfg.init:
             from ..model_file import is_model_file, load_model
 
+            if cfg.backbone:
+                raise ValueError("--backbone builds a new detector; it cannot be combined with --init")
             if cfg.init.endswith(".onnx"):
                 from ..models import load_scrfd_onnx
 
@@ -158,7 +189,15 @@ class Trainer:
             if is_model_file(cfg.init):
                 return load_model(cfg.init)[0].train()
             raise ValueError(f"--init {cfg.init}: expected an insightface SCRFD .onnx or a pyddsar model file")
-        return build_detector(cfg.model, use_kps=use_kps)
+        base = config_for(cfg.model)
+        if isinstance(base, ASFDConfig):
+            if cfg.use_kps:
+                raise ValueError("ASFD detectors have no landmark branch (use_kps must be None or False)")
+            return build_detector(base, **({"backbone": cfg.backbone} if cfg.backbone else {}))
+        if cfg.backbone:
+            raise ValueError(f"--backbone chooses the backbone of asfd-baseline; {base.name} is an SCRFD-framework "
+                             "detector: give its backbone as --model / --arch (a structure string or best.json)")
+        return build_detector(base, use_kps=use_kps)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -217,6 +256,40 @@ class Trainer:
     def _train_step(self, batch) -> dict:
         images, boxes, landmarks, ignore = batch
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        lr = learning_rate(self.cfg, self.step, self.steps_per_epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.scaler is not None):
+            out = self.ddp(images)
+        if self.asfd:
+            terms = self._asfd_loss(out, boxes, ignore)
+        else:
+            terms = self._scrfd_loss(out, boxes, landmarks, ignore)
+        if not torch.isfinite(terms.total):
+            raise FloatingPointError(f"the loss became {terms.total.item()} at step {self.step}; lower the lr")
+        if self.scaler is not None:
+            self.scaler.scale(terms.total).backward()
+            if self.asfd:
+                self.scaler.unscale_(self.optimizer)
+                self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            terms.total.backward()
+            if self.asfd:
+                self._clip()
+            self.optimizer.step()
+        return {"loss": float(terms.total.detach()), "cls": float(terms.cls), "box": float(terms.box),
+                "kps": float(terms.kps), "num_pos": terms.num_pos, "lr": lr}
+
+    def _clip(self) -> None:
+        # RetinaNet-style training clips the gradient norm at 35 (mmdetection's RetinaNet recipe);
+        # without it the focal + smooth-L1 start diverges at lr 0.02 on small batches
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), ASFD_GRAD_CLIP)
+
+    def _scrfd_loss(self, out, boxes, landmarks, ignore) -> LossTerms:
+        """QFL + DIoU (+ keypoints) against ATSS targets (SPEC section 4)."""
         targets = []
         for b, lm, ig in zip(boxes, landmarks, ignore):
             keep = ~ig
@@ -232,25 +305,19 @@ class Trainer:
         if self.world > 1:
             dist.all_reduce(num_pos)
             num_pos /= self.world
-        lr = learning_rate(self.cfg, self.step, self.steps_per_epoch)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.scaler is not None):
-            out = self.ddp(images)
         out = type(out)(*[None if o is None else [t.float() for t in o] for o in out])
-        terms = detection_loss(out, self.anchors, targets, num_pos_total=float(num_pos))
-        if not torch.isfinite(terms.total):
-            raise FloatingPointError(f"the loss became {terms.total.item()} at step {self.step}; lower the lr")
-        if self.scaler is not None:
-            self.scaler.scale(terms.total).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            terms.total.backward()
-            self.optimizer.step()
-        return {"loss": float(terms.total.detach()), "cls": float(terms.cls), "box": float(terms.box),
-                "kps": float(terms.kps), "num_pos": terms.num_pos, "lr": lr}
+        return detection_loss(out, self.anchors, targets, num_pos_total=float(num_pos))
+
+    def _asfd_loss(self, out, boxes, ignore) -> LossTerms:
+        """Focal + smooth-L1 / GIoU against IoU-0.4 matching (SPEC section 6); no landmarks."""
+        from ..asfd.loss import asfd_loss
+        from ..asfd.retinanet import asfd_anchors
+
+        anchors = asfd_anchors(out["sizes"], device=self.device)
+        terms = asfd_loss(out["logits"].float(), out["deltas"].float(), anchors, [b.to(self.device) for b in boxes],
+                          [ig.to(self.device) for ig in ignore], box_loss=self.cfg.box_loss or "smooth_l1")
+        zero = torch.zeros((), device=self.device)
+        return LossTerms(terms["loss"], terms["cls"].detach(), terms["box"].detach(), zero, int(terms["num_pos"]))
 
     def fit(self, progress=None) -> List[dict]:
         """Train to the end (or max_steps); checkpoint every epoch and on Ctrl-C. Returns the history

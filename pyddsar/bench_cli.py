@@ -60,18 +60,22 @@ def device_name(device) -> str:
 
 
 def build_model(name, weights):
-    """(model, label): from ``--weights`` (by content) or a preset / searched Arch (random weights)."""
+    """(model, label, inference protocol as Detector keywords): from ``--weights`` (by content; a model
+    file's own protocol) or a preset / searched Arch (random weights, the family's protocol)."""
+    from .evaluation.model_eval import protocol_kwargs
+    from .model_file import default_preprocessing
     from .models import build_detector, presets
 
     if weights:
         from .detect_cli import load_weights
 
-        model, _ = load_weights(weights, name if name in presets else None)
-        return model, model.config.name
+        model, pre = load_weights(weights, name if name in presets else None)
+        return model, model.config.name, protocol_kwargs(pre or default_preprocessing(model))
     if not name:
         raise ValueError("give --model (a preset, a structure string or a search's best.json) or --weights")
     model = build_detector(name)
-    return model.eval(), model.config.name if name in presets else f"{model.config.name} ({name})"
+    label = model.config.name if name in presets else f"{model.config.name} ({name})"
+    return model.eval(), label, protocol_kwargs(default_preprocessing(model))
 
 
 class OrtNetwork:
@@ -160,8 +164,8 @@ def run_bench(model_name=None, weights=None, device="cpu", batches=(1, 8), threa
         raise ValueError("--runtime onnxruntime is measured on the CPU here (give --device cpu)")
     if fp16 and dev.type != "cuda":
         raise ValueError("--fp16 needs --device cuda")
-    model, label = build_model(model_name, weights)
-    det = Detector(model, device=dev, half=fp16, input_size=input_size)
+    model, label, protocol = build_model(model_name, weights)
+    det = Detector(model, device=dev, half=fp16, **{**protocol, "input_size": input_size})
     net = OrtNetwork(det.model, threads, input_size) if runtime == "onnxruntime" else det.forward
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     rng = np.random.default_rng(0)
@@ -206,6 +210,7 @@ def run_bench(model_name=None, weights=None, device="cpu", batches=(1, 8), threa
         "model": label, "weights": weights, "runtime": runtime, "device": str(dev), "device_name": device_name(dev),
         "fp16": bool(fp16), "image": image or "synthetic crowd scene", "threads": threads, "size": [w, h],
         "input_size": input_size, "warmup": warmup,
+        "protocol": {k: v for k, v in protocol.items() if k != "input_size"},
         "runs": runs, "torch": torch.__version__, "onnxruntime": ort_version if runtime == "onnxruntime" else None,
         "pyddsar": __version__, "python": platform.python_version(), "results": results,
         "unit": "milliseconds per image (stage time of a batch / batch size)",

@@ -168,6 +168,11 @@ def export_onnx(model: nn.Module, path, dynamic: bool = True, postprocess: bool 
     """
     if not isinstance(model, nn.Module) or not hasattr(model, "head"):
         raise ValueError(f"export_onnx needs a pyddsar detector model, got {type(model).__name__}")
+    from .models import SCRFD
+
+    if not isinstance(model, SCRFD):
+        raise ValueError(f"export_onnx writes SCRFD-framework detectors (outputs score_8/16/32 ...); "
+                         f"{type(model).__name__} (ASFD) has no ONNX layout yet: benchmark it with --runtime torch")
     try:
         w, h = (int(v) for v in input_size)
     except (TypeError, ValueError):

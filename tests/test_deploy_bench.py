@@ -37,6 +37,17 @@ def test_bench_json_preset_and_arch(capsys):
     _check(r, [1])
 
 
+def test_bench_asfd_baseline_uses_its_protocol(capsys):
+    r = _run(capsys, "--model", "asfd-baseline", "--batch", "1", "--threads", "1")
+    _check(r, [1])
+    assert r["protocol"] == {"score_threshold": 0.05, "nms_threshold": 0.4, "pre_nms_topk": 2000, "max_detections": 750}
+    assert main(["bench", "--model", "asfd-baseline", "--runtime", "onnxruntime", "--size", "64x64",
+                 "--input-size", "64", "--runs", "1", "--batch", "1"]) == 2
+    assert "--runtime torch" in capsys.readouterr().err
+    r = _run(capsys, "--model", "ddsar-0.5g", "--batch", "1")
+    assert r["protocol"]["score_threshold"] == 0.02 and r["protocol"]["nms_threshold"] == 0.45
+
+
 def test_bench_onnxruntime_and_table(capsys):
     pytest.importorskip("onnxruntime")
     r = _run(capsys, "--model", "scrfd-0.5g", "--batch", "2", "--runtime", "onnxruntime")

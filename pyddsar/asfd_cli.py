@@ -58,6 +58,8 @@ def add_parser(sub) -> None:
     n.add_argument("--lr", type=float, default=0.01, help="SGD learning rate of the network weights")
     n.add_argument("--arch-lr", type=float, default=0.01, help="Adam learning rate of the architecture")
     n.add_argument("--box-loss", choices=["smooth_l1", "giou"], default="smooth_l1")
+    n.add_argument("--second-order", action="store_true",
+                   help="DARTS' unrolled architecture gradient (5 passes per architecture step) instead of first-order")
     n.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
     n.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     n.add_argument("--device", default="cpu", help="cpu or cuda (latency is measured there)")
@@ -127,7 +129,7 @@ def _run_search_neck(args) -> int:
         data=args.data, out=args.out, epochs=args.epochs, size=args.size, placement=args.placement, seed=args.seed,
         backbone=args.backbone, base_width=args.base_width, channels=args.channels, head_convs=args.head_convs,
         batch=args.batch, lr=args.lr, arch_lr=args.arch_lr, box_loss=args.box_loss, max_steps=args.max_steps,
-        resume=args.resume, device=args.device,
+        resume=args.resume, device=args.device, second_order=args.second_order,
     )
     summary = search_neck(cfg, log=_logger(args))
     print(summary["description"])

@@ -58,6 +58,19 @@ def test_search_neck_freezes_then_moves_arch_and_saves_derived(data, tmp_path, c
             torch.testing.assert_close(a, b)
 
 
+def test_search_neck_second_order(data, tmp_path, capsys):
+    out = str(tmp_path / "neck2")
+    assert main(["asfd", "search-neck", "--data", data, "--out", out, "--max-steps", "4", "--channels", "8",
+                 "--head-convs", "1", "--second-order", *TINY]) == 0
+    hist = [json.loads(line) for line in open(os.path.join(out, "history.jsonl"))]
+    assert [h["arch_loss"] is None for h in hist] == [True, True, False, False]
+    assert all(h["arch_loss"] > 0 for h in hist[2:])
+    summary = json.load(open(os.path.join(out, "autofae.json")))
+    assert summary["arch_change_l2"] > 0 and summary["config"]["second_order"] is True
+    ck = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
+    assert {int(s["step"]) for s in ck["a_opt"]["state"].values()} == {2}
+
+
 def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, capsys):
     out = str(tmp_path / "scale")
     rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e-6", "--population", "4",

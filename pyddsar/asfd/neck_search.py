@@ -1,9 +1,11 @@
 """The AutoFAE neck search of SPEC section 6 on a pyddsar data set, and the saved form of its result.
 
-Bi-level, first-order (alternating): the training split is cut 9:9:2 (weights / architecture /
-mini-validation). Every step takes one batch of the weight part and updates the network weights by
-SGD; from half-way on (the architecture is frozen for the first half) it also takes one batch of
-the architecture part and updates ``arch_parameters`` (alpha, beta, kappa, gamma) by Adam (lr 0.01).
+Bi-level: the training split is cut 9:9:2 (weights / architecture / mini-validation). Every step
+takes one batch of the weight part and updates the network weights by SGD; from half-way on (the
+architecture is frozen for the first half) it also takes one batch of the architecture part and
+updates ``arch_parameters`` (alpha, beta, kappa, gamma) by Adam (lr 0.01) with the first-order
+gradient (default) or, with ``second_order``, DARTS' unrolled gradient
+(:func:`pyddsar.asfd.unrolled.unrolled_arch_grads`, virtual step = the weights' SGD lr).
 The Gumbel temperature follows :func:`pyddsar.asfd.gumbel.tau_schedule` from 1.0 to 0.1 over all
 steps. A checkpoint (model, both optimisers, position, history) is written atomically after every
 epoch; ``resume=True`` continues from it. At the end the AutoFAE is derived and saved.
@@ -26,6 +28,7 @@ from .gumbel import tau_schedule
 from .params import arch_parameters, weight_parameters
 from .retinanet import build_asfd_baseline, config_of
 from .train import batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device
+from .unrolled import unrolled_arch_grads
 
 FORMAT = "pyddsar-asfd-autofae"
 CHECKPOINT = "checkpoint.pt"
@@ -91,6 +94,7 @@ class NeckSearchConfig:
     max_steps: Optional[int] = None   # stop after this many steps in all (tests, demos)
     resume: bool = False
     device: str = "cpu"
+    second_order: bool = False        # DARTS' unrolled architecture gradient (pyddsar.asfd.unrolled)
 
     def validate(self) -> None:
         for name in ("epochs", "size", "base_width", "channels", "batch"):
@@ -173,12 +177,28 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
         w_opt.step()
         row = {"step": step + 1, "tau": tau, "loss": float(wl["loss"].detach()), "arch_loss": None}
         if step >= freeze and a_params:
-            images, boxes, ignore = next(a_it)
-            al = batch_loss(model, to_device(images, dev), boxes, ignore, cfg.box_loss)
+            a_images, a_boxes, a_ignore = next(a_it)
             a_opt.zero_grad(set_to_none=True)
-            al["loss"].backward()
+            if cfg.second_order:
+                noise = gen.get_state()
+
+                def loss_on(x, bx, ig):
+                    def f():
+                        gen.set_state(noise)  # the same Gumbel draws in every pass of the unrolled step
+                        return batch_loss(model, x, bx, ig, cfg.box_loss)["loss"]
+                    return f
+
+                grads, row["arch_loss"] = unrolled_arch_grads(
+                    loss_on(to_device(images, dev), boxes, ignore),
+                    loss_on(to_device(a_images, dev), a_boxes, a_ignore),
+                    w_params, a_params, xi=w_opt.param_groups[0]["lr"])
+                for p, g in zip(a_params, grads):
+                    p.grad = g
+            else:
+                al = batch_loss(model, to_device(a_images, dev), a_boxes, a_ignore, cfg.box_loss)
+                al["loss"].backward()
+                row["arch_loss"] = float(al["loss"].detach())
             a_opt.step()
-            row["arch_loss"] = float(al["loss"].detach())
         if not math.isfinite(row["loss"]):
             raise ValueError(f"the neck search diverged at step {step + 1}")
         history.append(row)

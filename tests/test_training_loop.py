@@ -42,6 +42,15 @@ def test_loss_falls_and_outputs_are_written(data, tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 9))
 
 
+def test_keypoint_head_on_data_without_landmarks(data, tmp_path):
+    t = Trainer(config(data, tmp_path, use_kps=True))
+    assert t.model.use_kps
+    for s in t.dataset.samples:  # data with boxes only
+        object.__setattr__(s, "landmarks", None)
+    row = t._train_step(next(iter(t._batches())))
+    assert row["kps"] == 0.0 and math.isfinite(row["loss"]) and row["num_pos"] > 0
+
+
 @pytest.mark.parametrize("stop_after", [3, 2])  # mid-epoch and at the epoch boundary (3 steps per epoch)
 def test_resume_continues_exactly(data, tmp_path, stop_after):
     straight, _ = train(config(data, tmp_path / "a"))

@@ -83,6 +83,11 @@ def test_targets_follow_atss():
     c = anchors.centers[pos]
     b = t.boxes[pos]
     assert ((c >= b[:, :2]) & (c <= b[:, 2:])).all()
+    # a keypoint head on data without landmarks: landmark targets of weight 0, same assignment
+    assert image_targets(anchors, gt).landmarks is None
+    z = image_targets(anchors, gt, with_landmarks=True)
+    assert torch.equal(z.assigned, assigned) and z.landmarks.shape == (len(assigned), 5, 2)
+    assert float(z.landmark_weight.sum()) == 0.0
 
 
 def test_detection_loss_prefers_the_right_boxes():

@@ -46,9 +46,14 @@ class ImageTargets:
 
 
 def image_targets(anchors: AnchorSet, gt_boxes: torch.Tensor, gt_landmarks: Optional[torch.Tensor] = None,
-                  ignore_boxes: Optional[torch.Tensor] = None, topk: int = 9) -> ImageTargets:
+                  ignore_boxes: Optional[torch.Tensor] = None, topk: int = 9,
+                  with_landmarks: bool = False) -> ImageTargets:
     """ATSS targets for one image. gt_boxes [K, 4] pixels; gt_landmarks [K, 5, 2] (negative where a
-    face has none) or None; ignore_boxes [M, 4]: anchors mostly inside them are ignored."""
+    face has none) or None; ignore_boxes [M, 4]: anchors mostly inside them are ignored.
+    ``with_landmarks``: landmark targets even without ``gt_landmarks`` (zeros of weight 0, for a
+    keypoint head trained on data that has no landmarks)."""
+    if gt_landmarks is None and with_landmarks:
+        gt_landmarks = torch.full((len(gt_boxes), 5, 2), -1.0)  # "no landmarks" for every face
     gt_boxes = gt_boxes.to(anchors.boxes)
     assigned, _ = ops.atss_assign(anchors.boxes, anchors.per_level, gt_boxes, topk=topk, inside="scrfd",
                                   ignore=None if ignore_boxes is None or len(ignore_boxes) == 0 else ignore_boxes.to(anchors.boxes))

@@ -290,17 +290,13 @@ class Trainer:
 
     def _scrfd_loss(self, out, boxes, landmarks, ignore) -> LossTerms:
         """QFL + DIoU (+ keypoints) against ATSS targets (SPEC section 4)."""
+        kps = _unwrap(self.model).use_kps  # a keypoint head on data without landmarks: weight-0 targets
         targets = []
         for b, lm, ig in zip(boxes, landmarks, ignore):
             keep = ~ig
             targets.append(image_targets(self.anchors, b[keep].to(self.device),
                                          None if lm is None else lm[keep].to(self.device),
-                                         b[ig].to(self.device)))
-        if _unwrap(self.model).use_kps and any(t.landmarks is None for t in targets):
-            for t in targets:  # keypoint heads with data that has no landmarks: no keypoint loss
-                if t.landmarks is None:
-                    t.landmarks = torch.zeros(t.assigned.shape[0], 5, 2, device=self.device)
-                    t.landmark_weight = torch.zeros(t.assigned.shape[0], device=self.device)
+                                         b[ig].to(self.device), with_landmarks=kps))
         num_pos = torch.tensor(float(sum(int(t.positive.sum()) for t in targets)), device=self.device)
         if self.world > 1:
             dist.all_reduce(num_pos)

@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
     n.add_argument("--placement", choices=["between", "before", "after", "none"], default="between",
                    help="where AutoFE goes relative to the top-down / bottom-up AutoFA cells")
     n.add_argument("--seed", type=int, default=0)
-    n.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet34", "resnet50"])
+    n.add_argument("--backbone", default="resnet18",
+                   help="resnet18|resnet34|resnet50, a ddsar preset (ddsar-2.5g), a search's best.json or a structure")
     n.add_argument("--base-width", type=int, default=64, help="ResNet stem width (64 standard)")
     n.add_argument("--channels", type=int, default=64, help="neck / head width")
     n.add_argument("--head-convs", type=int, default=2)
@@ -75,7 +76,8 @@ def add_parser(sub) -> None:
     s.add_argument("--top-k", type=int, default=10)
     s.add_argument("--supernet-steps", type=int, default=1000)
     s.add_argument("--neck", default=None, help="autofae.json / autofae.pt from `pyddsar asfd search-neck`")
-    s.add_argument("--backbones", default="resnet18,resnet34,resnet50")
+    s.add_argument("--backbones", default="resnet18,resnet34,resnet50",
+                   help="comma-separated backbone choices: ResNet names, ddsar presets or best.json files")
     s.add_argument("--module-counts", type=_int_list, default=(1, 2, 3))
     s.add_argument("--head-convs", type=_int_list, default=(1, 2, 3, 4))
     s.add_argument("--channels", type=_int_list, default=(32, 48, 64, 96, 128))

@@ -144,6 +144,8 @@ def test_baseline_with_searched_neck_and_backbone(data, tmp_path, capsys):
     (["asfd", "baseline", "--data", ".", "--gt", ".", "--modules", "2"], "--modules needs --neck"),
     (["asfd", "baseline", "--data", ".", "--eval-size", "100"], "multiple of 32"),
     (["asfd", "search-neck", "--data", ".", "--device", "cuda:x"], "invalid device"),
+    (["asfd", "search-neck", "--data", ".", "--backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "5", "--backbones", "resnet18,vgg"], "unknown backbone 'vgg'"),
 ])
 def test_bad_input_clear_errors(argv, message, capsys):
     assert main(argv) == 2

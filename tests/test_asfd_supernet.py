@@ -147,3 +147,22 @@ def test_measure_latency():
 def test_bad_input(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_searched_backbone_genes():
+    space = ScalingSpace(backbones=("resnet18", "ddsar-0.5g"), module_counts=(1,), head_convs=(1,), channels=(6, 10))
+    torch.manual_seed(0)
+    net = ScalingSupernet(space, AutoFAE(4, 6).spec(), base_width=4).eval()
+    genes = Genes("ddsar-0.5g", 1, (True,), 1, 6)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a = net(x, genes)
+        sub = net.subnet(genes).eval()
+        b = sub(x)
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-5)
+    from pyddsar import presets
+
+    assert sub.config.backbone == "ddsar" and sub.config.arch == str(presets["ddsar-0.5g"])
+    assert (sub.config.name, sub.config.skip_fe, sub.config.channels) == ("asfd-scaled", (True,), 6)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        ScalingSpace(backbones=("vgg16",))

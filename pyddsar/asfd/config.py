@@ -141,24 +141,32 @@ class ASFDConfig:
         return f"{self.name}: {bb}, {neck}, head {self.head_convs} convs, {self.channels} channels"
 
 
+def make_backbone(text, base_width: int = 64):
+    """``(module returning C2..C5, their widths)`` for a backbone given as :func:`backbone_fields`
+    reads it (a ResNet of stem width ``base_width``, or a searched backbone)."""
+    from .retinanet import STRIDES
+    from .resnet import build_backbone
+
+    fields = backbone_fields(text)
+    if fields["backbone"] != "ddsar":
+        m = build_backbone(fields["backbone"], base_width)
+        return m, list(m.channels)
+    from ..models.backbone import Backbone
+
+    m = Backbone(fields["arch"])
+    if list(m.strides) != list(STRIDES[:4]):
+        raise ValueError(f"an ASFD backbone's C2..C5 must have strides 4, 8, 16, 32, got {m.strides}")
+    return m, list(m.out_channels)
+
+
 def build_asfd(config: ASFDConfig):
     """An :class:`~pyddsar.asfd.retinanet.ASFDDetector` (fresh weights) with ``.config = config``."""
     from .autofa import AutoFAESpec, StackedAutoFAE
-    from .retinanet import ASFDDetector, STRIDES
-    from .resnet import build_backbone
+    from .retinanet import ASFDDetector
 
     if not isinstance(config, ASFDConfig):
         raise ValueError(f"build_asfd needs an ASFDConfig, got {type(config).__name__}")
-    if config.backbone == "ddsar":
-        from ..models.backbone import Backbone
-
-        backbone = Backbone(config.arch)
-        if list(backbone.strides) != list(STRIDES[:4]):
-            raise ValueError(f"an ASFD backbone's C2..C5 must have strides 4, 8, 16, 32, got {backbone.strides}")
-        widths = backbone.out_channels
-    else:
-        backbone = build_backbone(config.backbone, config.base_width)
-        widths = backbone.channels
+    backbone, widths = make_backbone(config.arch or config.backbone, config.base_width)
     neck = "fpn"
     if config.neck == "autofae":
         spec = AutoFAESpec.from_dict(config.autofae)

@@ -24,6 +24,7 @@ import torch
 from .._atomic import torch_save, write_text
 from ..model_file import save_model
 from .autofa import PLACEMENTS, AutoFAE, AutoFAESpec, DerivedAutoFAE, StackedAutoFAE
+from .config import backbone_fields
 from .gumbel import tau_schedule
 from .params import arch_parameters, weight_parameters
 from .retinanet import build_asfd_baseline, config_of
@@ -112,6 +113,7 @@ class NeckSearchConfig:
         if not self.data or not os.path.isdir(self.data):
             raise ValueError(f"no dataset folder at {self.data}")
         check_device(self.device)
+        backbone_fields(self.backbone)  # a ResNet name or a searched backbone, else ValueError
 
 
 def _arch_vector(model) -> torch.Tensor:

@@ -20,9 +20,13 @@ import torch
 from torch import nn
 
 from .autofa import AutoFAESpec, StackedAutoFAE
-from .resnet import BACKBONES, build_backbone
 from .retinanet import ASFDDetector, PyramidInputs, RetinaHead, config_of
 from .slicing import copy_sliced_weights, set_active_width
+
+
+def _key(backbone: str) -> str:
+    """A ModuleDict key for a backbone name (keys cannot hold dots: "ddsar-0.5g")."""
+    return backbone.replace(".", "_")
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,10 @@ class ScalingSpace:
     channels: Tuple[int, ...] = (64, 96, 128, 160, 192, 256)
 
     def __post_init__(self):
+        from .config import backbone_fields
+
         for b in _choices(self.backbones, "backbones", str):
-            if b not in BACKBONES:
-                raise ValueError(f"unknown backbone {b!r}; choose from {sorted(BACKBONES)}")
+            backbone_fields(b)  # a ResNet name or a searched backbone, else ValueError
         _choices(self.module_counts, "module_counts")
         _choices(self.head_convs, "head_convs")
         _choices(self.channels, "channels")
@@ -135,15 +140,19 @@ class ScalingSupernet(nn.Module):
         self.space = space
         self.fae_spec = fae_spec
         width = max(space.channels)
-        self.backbones = nn.ModuleDict({b: build_backbone(b, base_width) for b in space.backbones})
-        self.inputs = nn.ModuleDict({b: PyramidInputs(self.backbones[b].channels, width) for b in space.backbones})
+        from .config import make_backbone
+
+        built = {b: make_backbone(b, base_width) for b in space.backbones}
+        self.backbones = nn.ModuleDict({_key(b): m for b, (m, _) in built.items()})
+        self.inputs = nn.ModuleDict({_key(b): PyramidInputs(c, width) for b, (_, c) in built.items()})
+        self.widths = {b: c for b, (_, c) in built.items()}
         self.neck = StackedAutoFAE(width, fae_spec, space.max_modules)
         self.head = RetinaHead(width, max(space.head_convs))
 
     def configure(self, genes: Genes) -> None:
         """Select the single path ``genes`` (widths, module count, skips, head depth)."""
         self.space.validate(genes)
-        for part in (self.inputs[genes.backbone], self.neck, self.head):
+        for part in (self.inputs[_key(genes.backbone)], self.neck, self.head):
             set_active_width(part, genes.channels)
         self.neck.active_modules = genes.num_modules
         self.neck.skip_fe = genes.skip_fe
@@ -151,7 +160,8 @@ class ScalingSupernet(nn.Module):
 
     def forward(self, images: torch.Tensor, genes: Genes) -> Dict[str, object]:
         self.configure(genes)
-        feats = self.neck(self.inputs[genes.backbone](self.backbones[genes.backbone](images)))
+        k = _key(genes.backbone)
+        feats = self.neck(self.inputs[k](self.backbones[k](images)))
         logits, deltas = self.head(feats)
         return {"logits": logits, "deltas": deltas, "sizes": [tuple(f.shape[-2:]) for f in feats]}
 
@@ -159,10 +169,10 @@ class ScalingSupernet(nn.Module):
         """A standalone detector of ``genes`` whose weights are the supernet's slices."""
         self.space.validate(genes)
         c = genes.channels
-        backbone = copy.deepcopy(self.backbones[genes.backbone])
+        backbone = copy.deepcopy(self.backbones[_key(genes.backbone)])
         neck = StackedAutoFAE(c, self.fae_spec, genes.num_modules, genes.skip_fe)
-        det = ASFDDetector(backbone, backbone.channels, neck, c, genes.head_convs)
-        copy_sliced_weights(self.inputs[genes.backbone], det.inputs)
+        det = ASFDDetector(backbone, self.widths[genes.backbone], neck, c, genes.head_convs)
+        copy_sliced_weights(self.inputs[_key(genes.backbone)], det.inputs)
         for i in range(genes.num_modules):
             copy_sliced_weights(self.neck.modules_[i], neck.modules_[i])
         copy_sliced_weights(self.head, det.head)

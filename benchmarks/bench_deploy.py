@@ -13,8 +13,9 @@ import json
 import sys
 from contextlib import redirect_stdout
 
+from pyddsar.asfd.config import ASFDConfig
 from pyddsar.cli import main as cli
-from pyddsar.models import presets
+from pyddsar.models import config_for, presets
 
 
 def run(model, runtime, runs, warmup, batch, size, weights=None):
@@ -46,6 +47,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for m in a.models.split(","):
         for rt in a.runtimes.split(","):
+            if rt == "onnxruntime" and isinstance(config_for(m), ASFDConfig):
+                continue  # ASFD detectors have no ONNX layout (export_onnx says so)
             r = run(m, rt, a.runs, a.warmup, a.batch, a.size, a.weights)
             rows.append(r)
             for x in r["results"]:

@@ -18,6 +18,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pyddsar  # noqa: E402
+from pyddsar.evaluation.model_eval import protocol_kwargs  # noqa: E402
+from pyddsar.model_file import default_preprocessing  # noqa: E402
 from pyddsar.models import build_detector, complexity, presets  # noqa: E402
 
 
@@ -52,16 +54,18 @@ def main(argv=None):
         c = complexity(m, (640, 480))
         with torch.no_grad():
             fwd = _median_ms(lambda: m(x), args.repeat)
-        det = pyddsar.Detector(m, score_threshold=0.02)
+        det = pyddsar.Detector(m, **protocol_kwargs(default_preprocessing(m)))  # the family's own protocol
         full = _median_ms(lambda: det.detect(img), args.repeat)
-        with tempfile.TemporaryDirectory() as d:
-            p = pyddsar.export_onnx(m, os.path.join(d, "m.onnx"), input_size=(640, 480))
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = torch.get_num_threads()
-            sess = ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])
-            feed = {"input.1": x.numpy()}
-            onnx_ms = _median_ms(lambda: sess.run(None, feed), args.repeat)
-        print(f"| {name} | {c.flops / 1e9:.3f} | {c.params / 1e6:.3f} | {fwd:.1f} | {full:.1f} | {onnx_ms:.1f} |", flush=True)
+        onnx_ms = "n/a (no ONNX layout for ASFD)"
+        if isinstance(m, pyddsar.models.SCRFD):
+            with tempfile.TemporaryDirectory() as d:
+                p = pyddsar.export_onnx(m, os.path.join(d, "m.onnx"), input_size=(640, 480))
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = torch.get_num_threads()
+                sess = ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])
+                feed = {"input.1": x.numpy()}
+                onnx_ms = f"{_median_ms(lambda: sess.run(None, feed), args.repeat):.1f}"
+        print(f"| {name} | {c.flops / 1e9:.3f} | {c.params / 1e6:.3f} | {fwd:.1f} | {full:.1f} | {onnx_ms} |", flush=True)
 
 
 if __name__ == "__main__":

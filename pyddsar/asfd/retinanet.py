@@ -334,8 +334,8 @@ def build_asfd_baseline(
     is set when the parts are ones a config can name (:func:`config_of`), else None.
 
     ``backbone``: ``"resnet18" | "resnet34" | "resnet50"`` (built from scratch, stem width
-    ``base_width``), a searched backbone (``"ddsar-2.5g"``, a structure string, a ``best.json``) or any module returning C2..C5 (``backbone_channels`` or its ``.channels`` gives
-    their widths). ``neck``: ``"fpn"`` or a module mapping six maps to six (e.g. an AutoFAE or a
+    ``base_width``), a searched backbone (``"ddsar-2.5g"``, a structure string, a ``best.json``) or
+    any module returning C2..C5 (``backbone_channels`` or its ``.channels`` gives their widths). ``neck``: ``"fpn"`` or a module mapping six maps to six (e.g. an AutoFAE or a
     derived AutoFAE of width ``channels``).
     """
     if isinstance(backbone, str):  # a ResNet name, a ddsar preset, a structure string or a best.json

@@ -61,8 +61,11 @@ def add_parser(sub) -> None:
     n.add_argument("--box-loss", choices=["smooth_l1", "giou"], default="smooth_l1")
     n.add_argument("--second-order", action="store_true",
                    help="DARTS' unrolled architecture gradient (5 passes per architecture step) instead of first-order")
-    n.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
-    n.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    n.add_argument("--max-steps", type=int, default=None, help="a search of this many steps in all (demos, tests)")
+    n.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="write OUT/checkpoint.pt every N steps (default: after every epoch; always on Ctrl-C)")
+    n.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt (same settings; ends as an uninterrupted run would)")
     n.add_argument("--device", default="cpu", help="cpu or cuda (latency is measured there)")
     n.add_argument("--quiet", action="store_true")
     n.set_defaults(func=_run_search_neck)
@@ -132,8 +135,13 @@ def _run_search_neck(args) -> int:
         backbone=args.backbone, base_width=args.base_width, channels=args.channels, head_convs=args.head_convs,
         batch=args.batch, lr=args.lr, arch_lr=args.arch_lr, box_loss=args.box_loss, max_steps=args.max_steps,
         resume=args.resume, device=args.device, second_order=args.second_order,
+        checkpoint_every=args.checkpoint_every,
     )
-    summary = search_neck(cfg, log=_logger(args))
+    try:
+        summary = search_neck(cfg, log=_logger(args))
+    except KeyboardInterrupt:
+        _err(f"interrupted: checkpoint saved in {args.out}; continue with --resume")
+        return 130
     print(summary["description"])
     print(f"mini-validation AP of the derived model: {summary['minival_ap_derived']:.4f}")
     print(f"saved: {os.path.join(args.out, 'autofae.json')}, autofae.txt, autofae.pt, model.pt, detector.json")

@@ -71,6 +71,62 @@ def test_search_neck_second_order(data, tmp_path, capsys):
     assert {int(s["step"]) for s in ck["a_opt"]["state"].values()} == {2}
 
 
+def _state(path):
+    return torch.load(path, weights_only=False)
+
+
+@pytest.mark.parametrize("interrupt_at, second_order", [(2, False), (5, False), (4, True)])
+def test_search_neck_ctrl_c_then_resume_ends_as_uninterrupted(data, tmp_path, monkeypatch, interrupt_at,
+                                                               second_order, capsys):
+    """Ctrl-C arrives as step `interrupt_at` begins: the step still completes, a checkpoint is written,
+    the CLI exits 130, and --resume ends with the same weights, architecture, history and derived neck
+    as a run never interrupted. 7 steps, freeze at 3; with this split (4 weight / 5 architecture images,
+    batch 2) step 2 ends a weight epoch before the freeze, step 5 is mid-epoch for both streams after it."""
+    import signal
+
+    from pyddsar.asfd import neck_search
+
+    argv = ["asfd", "search-neck", "--data", data, "--max-steps", "7", "--channels", "8", "--head-convs", "1",
+            *(["--second-order"] if second_order else []), *TINY]
+    straight = str(tmp_path / "straight")
+    assert main([*argv, "--out", straight]) == 0
+
+    real_tau, began = neck_search.tau_schedule, []
+
+    def tau_then_ctrl_c(*a, **k):  # called once as every step begins
+        began.append(1)
+        if len(began) == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_tau(*a, **k)
+
+    interrupted = str(tmp_path / "interrupted")
+    with monkeypatch.context() as m:
+        m.setattr(neck_search, "tau_schedule", tau_then_ctrl_c)
+        assert main([*argv, "--out", interrupted]) == 130
+    assert "continue with --resume" in capsys.readouterr().err
+    ck = _state(os.path.join(interrupted, "checkpoint.pt"))
+    assert ck["step"] == interrupt_at and len(ck["history"]) == interrupt_at
+    assert not os.path.exists(os.path.join(interrupted, "autofae.json"))
+    assert main([*argv, "--out", interrupted, "--resume"]) == 0
+
+    a, b = _state(os.path.join(straight, "checkpoint.pt")), _state(os.path.join(interrupted, "checkpoint.pt"))
+    assert a["step"] == b["step"] == 7 and a["history"] == b["history"]
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = (json.load(open(os.path.join(d, "autofae.json"))) for d in (straight, interrupted))
+    assert sa["spec"] == sb["spec"] and sa["arch_change_l2"] == sb["arch_change_l2"] > 0
+
+
+def test_search_neck_resume_refuses_other_settings(data, tmp_path, capsys):
+    out = str(tmp_path / "neck")
+    argv = ["asfd", "search-neck", "--data", data, "--out", out, "--channels", "8", "--head-convs", "1", *TINY]
+    assert main([*argv, "--max-steps", "2"]) == 0
+    assert main([*argv, "--max-steps", "2", "--lr", "0.02", "--resume"]) == 2
+    assert "other settings (lr=0.01, now 0.02)" in capsys.readouterr().err
+    assert main([*argv, "--max-steps", "2", "--checkpoint-every", "1", "--resume"]) == 0  # nothing left to do
+
+
 def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, capsys):
     out = str(tmp_path / "scale")
     rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e-6", "--population", "4",

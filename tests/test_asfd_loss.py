@@ -1,13 +1,15 @@
-"""ASFD losses against plain formulas written out in the test."""
+"""ASFD losses against plain formulas written out in the test; the split and batch streams of its training."""
 
 import math
+
+import numpy as np
 
 import pytest
 import torch
 
 from pyddsar.asfd.loss import asfd_loss, giou_loss, sigmoid_focal_loss
 from pyddsar.asfd.retinanet import asfd_anchors, encode_boxes, match_anchors
-from pyddsar.asfd.train import split_indices
+from pyddsar.asfd.train import batches, split_indices
 
 
 def test_focal_loss_matches_formula():
@@ -71,6 +73,50 @@ def test_split_9_9_2():
     assert [len(p) for p in parts] == [9, 9, 2]
     assert sorted(sum(parts, [])) == list(range(20))
     assert all(len(p) >= 1 for p in split_indices(3))
+
+
+class _EpochTagged:
+    """A stand-in data set whose sample i in epoch e is an image filled with 100 * e + i (like
+    FaceDataset, the augmentation depends on the epoch last set)."""
+
+    def __init__(self, n):
+        self.n, self.epoch = n, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        img = np.full((3, 2, 2), 100 * self.epoch + i, np.float32)
+        return img, np.zeros((0, 4), np.float32), None, np.zeros(0, bool)
+
+
+def _tags(batch):
+    return batch[0][:, 0, 0, 0].long().tolist()
+
+
+def test_batches_start_and_interleaved_streams():
+    import itertools
+
+    ds, idx = _EpochTagged(10), [1, 3, 4, 6, 8]  # 5 samples, batch 2: 3 batches per epoch
+    whole = [_tags(b) for b in itertools.islice(batches(ds, idx, 2, seed=4), 8)]
+    # every epoch is a permutation of idx (tagged with its epoch), the last batch short
+    for e in range(2):
+        epoch = whole[3 * e:3 * e + 3]
+        assert [len(b) for b in epoch] == [2, 2, 1]
+        assert sorted(sum(epoch, [])) == [100 * e + i for i in idx]
+    # a stream that starts at batch k is the tail of the whole stream
+    for k in (1, 3, 5):
+        assert [_tags(b) for b in itertools.islice(batches(ds, idx, 2, seed=4, start=k), 8 - k)] == whole[k:]
+    # two streams over one data set do not change each other's epochs
+    other = batches(ds, [0, 2], 1, seed=9)
+    mixed = batches(ds, idx, 2, seed=4)
+    got = []
+    for _ in range(8):
+        got.append(_tags(next(mixed)))
+        next(other), next(other), next(other)  # the other stream runs ahead into later epochs
+    assert got == whole
+    with pytest.raises(ValueError):
+        next(batches(ds, idx, 2, start=-1))
 
 
 @pytest.mark.parametrize("call", [

@@ -7,8 +7,10 @@ updates ``arch_parameters`` (alpha, beta, kappa, gamma) by Adam (lr 0.01) with t
 gradient (default) or, with ``second_order``, DARTS' unrolled gradient
 (:func:`pyddsar.asfd.unrolled.unrolled_arch_grads`, virtual step = the weights' SGD lr).
 The Gumbel temperature follows :func:`pyddsar.asfd.gumbel.tau_schedule` from 1.0 to 0.1 over all
-steps. A checkpoint (model, both optimisers, position, history) is written atomically after every
-epoch; ``resume=True`` continues from it. At the end the AutoFAE is derived and saved.
+steps. A checkpoint (model, both optimisers, position, Gumbel RNG, history) is written atomically
+after every epoch (or every ``checkpoint_every`` steps) and on Ctrl-C, which takes effect at the end of
+the current step; ``resume=True`` continues from it and ends with the same result as an uninterrupted
+run. At the end the AutoFAE is derived and saved.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Optional
 import torch
 
 from .._atomic import torch_save, write_text
+from .._interrupt import DeferredInterrupt
 from ..model_file import save_model
 from .autofa import PLACEMENTS, AutoFAE, AutoFAESpec, DerivedAutoFAE, StackedAutoFAE
 from .config import backbone_fields
@@ -33,6 +36,7 @@ from .unrolled import unrolled_arch_grads
 
 FORMAT = "pyddsar-asfd-autofae"
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = "pyddsar-asfd-neck-checkpoint"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,7 +96,8 @@ class NeckSearchConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     box_loss: str = "smooth_l1"
-    max_steps: Optional[int] = None   # stop after this many steps in all (tests, demos)
+    max_steps: Optional[int] = None   # the search has this many steps in all (tests, demos)
+    checkpoint_every: Optional[int] = None  # steps between checkpoints; None: once per epoch
     resume: bool = False
     device: str = "cpu"
     second_order: bool = False        # DARTS' unrolled architecture gradient (pyddsar.asfd.unrolled)
@@ -108,17 +113,33 @@ class NeckSearchConfig:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
         if not (self.lr > 0 and self.arch_lr > 0):
             raise ValueError("lr and arch_lr must be positive")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError("max_steps must be positive")
+        for name in ("max_steps", "checkpoint_every"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not self.data or not os.path.isdir(self.data):
             raise ValueError(f"no dataset folder at {self.data}")
         check_device(self.device)
         backbone_fields(self.backbone)  # a ResNet name or a searched backbone, else ValueError
 
 
+# fields that may differ between a run and its resumption (they do not change the result)
+_RESUMABLE_CHANGES = ("out", "resume", "device", "checkpoint_every")
+
+
+def _check_resumable(saved: dict, cfg: NeckSearchConfig, path: str) -> None:
+    if saved.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a neck-search checkpoint")
+    now = asdict(cfg)
+    differ = [k for k, v in saved.get("config", {}).items() if k not in _RESUMABLE_CHANGES and now.get(k) != v]
+    if differ:
+        raise ValueError(f"--resume: {path} was written with other settings ("
+                         + ", ".join(f"{k}={saved['config'][k]!r}, now {now.get(k)!r}" for k in differ) + ")")
+
+
 def _arch_vector(model) -> torch.Tensor:
     ps = arch_parameters(model)
-    return torch.cat([p.detach().flatten() for p in ps]) if ps else torch.zeros(0)
+    return torch.cat([p.detach().flatten().cpu() for p in ps]) if ps else torch.zeros(0)
 
 
 def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
@@ -142,33 +163,34 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     freeze = total // 2
+    every = cfg.checkpoint_every or spe
     step, history = 0, []
+    arch_start = _arch_vector(model)
     ckpt = os.path.join(cfg.out, CHECKPOINT)
     if cfg.resume:
         if not os.path.isfile(ckpt):
             raise ValueError(f"--resume: no checkpoint at {ckpt}")
         st = torch.load(ckpt, map_location=dev, weights_only=False)
-        if st.get("format") != "pyddsar-asfd-neck-checkpoint" or st.get("config", {}).get("channels") != cfg.channels:
-            raise ValueError(f"{ckpt} is not a neck-search checkpoint of this configuration")
+        _check_resumable(st, cfg, ckpt)
         model.load_state_dict(st["model"])
         w_opt.load_state_dict(st["w_opt"])
         a_opt.load_state_dict(st["a_opt"])
         step, history = st["step"], st["history"]
+        arch_start = st["arch_start"].cpu()
         gen.set_state(st["gumbel_rng"].cpu())
-    epoch0 = step // spe
-    w_it = batches(dataset, w_idx, cfg.batch, cfg.seed, start_epoch=epoch0)
-    a_it = batches(dataset, a_idx, cfg.batch, cfg.seed + 1, start_epoch=epoch0)
-    for _ in range((step % spe)):  # mid-epoch resume (only after max_steps cuts an epoch)
-        next(w_it)
-    arch_start = _arch_vector(model)
+    # Each stream restarts at the batch it would have drawn next: the weight part draws one batch per
+    # step, the architecture part one per step from the freeze on.
+    w_it = batches(dataset, w_idx, cfg.batch, cfg.seed, start=step)
+    a_it = batches(dataset, a_idx, cfg.batch, cfg.seed + 1, start=max(0, step - freeze))
     model.train()
 
     def save():
-        torch_save({"format": "pyddsar-asfd-neck-checkpoint", "config": asdict(cfg), "model": model.state_dict(),
+        torch_save({"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "model": model.state_dict(),
                      "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(), "step": step,
-                     "history": history, "gumbel_rng": gen.get_state()}, ckpt)
+                     "history": history, "gumbel_rng": gen.get_state(), "arch_start": arch_start}, ckpt)
 
-    while step < total:
+    def search_step() -> dict:
+        """One SGD step of the weights and, from the freeze on, one Adam step of the architecture."""
         tau = tau_schedule(step, total, 1.0, 0.1)
         neck.set_tau(tau)
         images, boxes, ignore = next(w_it)
@@ -203,12 +225,21 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
             a_opt.step()
         if not math.isfinite(row["loss"]):
             raise ValueError(f"the neck search diverged at step {step + 1}")
-        history.append(row)
-        step += 1
-        if step % spe == 0 or step == total:
-            save()
-            log(f"step {step}/{total}  tau {tau:.3f}  loss {row['loss']:.4f}"
-                + (f"  arch loss {row['arch_loss']:.4f}" if row["arch_loss"] is not None else "  (architecture frozen)"))
+        return row
+
+    with DeferredInterrupt() as interrupt:
+        while step < total:
+            row = search_step()
+            history.append(row)
+            step += 1
+            if step % every == 0 or step == total or interrupt.requested:
+                save()
+            if interrupt.requested:
+                raise KeyboardInterrupt(f"neck search interrupted after step {step}; checkpoint saved")
+            if step % spe == 0 or step == total:
+                log(f"step {step}/{total}  tau {row['tau']:.3f}  loss {row['loss']:.4f}"
+                    + (f"  arch loss {row['arch_loss']:.4f}" if row["arch_loss"] is not None
+                       else "  (architecture frozen)"))
     derived = neck.derive()
     model.neck = StackedAutoFAE.of(derived)
     model.config = config_of(model).replace(name="asfd-autofae")  # a plain ASFD detector now: a model file

@@ -60,21 +60,29 @@ def split_indices(n: int, ratios: Sequence[int] = (9, 9, 2), seed: int = 0) -> L
     return [perm[bounds[k]:bounds[k + 1]] for k in range(len(ratios))]
 
 
-def batches(dataset, indices: Sequence[int], batch: int, seed: int = 0, start_epoch: int = 0) -> Iterator[Tuple]:
-    """Endless ``(images, boxes, ignore)`` batches over ``indices``, reshuffled each epoch from (seed, epoch)."""
+def batches(dataset, indices: Sequence[int], batch: int, seed: int = 0, start: int = 0) -> Iterator[Tuple]:
+    """Endless ``(images, boxes, ignore)`` batches over ``indices``, reshuffled each epoch from (seed, epoch),
+    beginning with batch number ``start`` of that endless stream (a resumed run continues where it stopped).
+
+    The dataset's augmentation epoch is set before every batch, not once per epoch, so that two streams
+    over one dataset (the neck search's weight and architecture parts) never change each other's crops.
+    """
     from ..data.augment import collate
 
     indices = list(indices)
     if not indices:
         raise ValueError("no samples to draw batches from")
-    epoch = start_epoch
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"start must be a batch number >= 0, got {start!r}")
+    per_epoch = math.ceil(len(indices) / batch)
+    epoch, first = divmod(start, per_epoch)
     while True:
-        dataset.set_epoch(epoch)
         order = [indices[i] for i in np.random.default_rng([seed, epoch]).permutation(len(indices))]
-        for s in range(0, len(order), batch):
+        for s in range(first * batch, len(order), batch):
+            dataset.set_epoch(epoch)
             images, boxes, _, ignore = collate([dataset[i] for i in order[s:s + batch]])
             yield images, boxes, ignore
-        epoch += 1
+        epoch, first = epoch + 1, 0
 
 
 def batch_loss(forward: Callable, images: torch.Tensor, boxes, ignore, box_loss: str = "smooth_l1") -> Dict[str, torch.Tensor]:

@@ -56,7 +56,8 @@ def add_parser(sub) -> None:
     n.add_argument("--channels", type=int, default=64, help="neck / head width")
     n.add_argument("--head-convs", type=int, default=2)
     n.add_argument("--batch", type=int, default=4)
-    n.add_argument("--lr", type=float, default=0.01, help="SGD learning rate of the network weights")
+    n.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate of the network weights (default 0.01 x batch / 16, RetinaNet's scaled)")
     n.add_argument("--arch-lr", type=float, default=0.01, help="Adam learning rate of the architecture")
     n.add_argument("--box-loss", choices=["smooth_l1", "giou"], default="smooth_l1")
     n.add_argument("--second-order", action="store_true",
@@ -89,6 +90,8 @@ def add_parser(sub) -> None:
     s.add_argument("--latency-resolution", type=_wxh, default=(640, 480), help="WIDTHxHEIGHT of the latency probe")
     s.add_argument("--latency-runs", type=int, default=5)
     s.add_argument("--batch", type=int, default=4)
+    s.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate of the supernet (default 0.01 x batch / 16, RetinaNet's scaled)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda (latency is measured there)")
     s.add_argument("--quiet", action="store_true")
@@ -157,7 +160,7 @@ def _run_scale(args) -> int:
         backbones=tuple(b.strip() for b in args.backbones.split(",") if b.strip()),
         module_counts=args.module_counts, head_convs=args.head_convs, channels=args.channels,
         base_width=args.base_width, size=args.size, latency_resolution=args.latency_resolution,
-        latency_runs=args.latency_runs, batch=args.batch, seed=args.seed, device=args.device,
+        latency_runs=args.latency_runs, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
     )
     summary = scale_search(cfg, log=_logger(args))
     c = summary["chosen"]

@@ -5,7 +5,7 @@ import torch
 
 from pyddsar.asfd.autofa import AutoFAE
 from pyddsar.asfd.retinanet import ASFDDetector
-from pyddsar.asfd.slicing import SlicedConv2d
+from pyddsar.asfd.slicing import SlicedConv2d, SlicedGroupNorm, group_count
 from pyddsar.asfd.supernet import (
     Genes,
     ScalingSpace,
@@ -42,6 +42,35 @@ def test_sliced_conv_equals_plain_conv():
         plain.weight.copy_(conv.weight[:5, :3])
         plain.bias.copy_(conv.bias[:5])
     assert torch.allclose(conv(x), plain(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("c, groups", [(256, 32), (128, 16), (48, 6), (32, 4), (24, 3), (20, 2), (16, 2),
+                                       (12, 1), (8, 1), (4, 1)])
+def test_group_count_is_largest_divisor_near_8_channels_per_group(c, groups):
+    assert group_count(c) == groups
+    assert c % groups == 0 and max(d for d in range(1, max(1, c // 8) + 1) if c % d == 0) == groups
+
+
+@pytest.mark.parametrize("c", [4, 12, 24, 32])
+def test_sliced_group_norm_equals_plain_group_norm(c):
+    norm = SlicedGroupNorm(32)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, c, 5, 6) * 3 + 1
+    plain = torch.nn.GroupNorm(group_count(c), c)
+    with torch.no_grad():
+        plain.weight.copy_(norm.weight[:c])
+        plain.bias.copy_(norm.bias[:c])
+    torch.testing.assert_close(norm(x), plain(x))
+    # each group of the output has zero mean and unit variance before the affine map
+    g = group_count(c)
+    z = (norm(x) - norm.bias[:c].view(1, c, 1, 1)) / norm.weight[:c].view(1, c, 1, 1)
+    z = z.detach().reshape(2, g, -1)
+    torch.testing.assert_close(z.mean(-1), torch.zeros(2, g), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.var(-1, unbiased=False), torch.ones(2, g), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError):
+        norm(torch.zeros(1, 33, 2, 2))
 
 
 def _manual_standalone(net, genes, spec):

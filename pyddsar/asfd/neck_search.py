@@ -1,7 +1,8 @@
 """The AutoFAE neck search of SPEC section 6 on a pyddsar data set, and the saved form of its result.
 
 Bi-level: the training split is cut 9:9:2 (weights / architecture / mini-validation). Every step
-takes one batch of the weight part and updates the network weights by SGD; from half-way on (the
+takes one batch of the weight part and updates the network weights by SGD (lr 0.01 x batch / 16
+unless given, warmed up linearly over a tenth of the steps, at most 500); from half-way on (the
 architecture is frozen for the first half) it also takes one batch of the architecture part and
 updates ``arch_parameters`` (alpha, beta, kappa, gamma) by Adam (lr 0.01) with the first-order
 gradient (default) or, with ``second_order``, DARTS' unrolled gradient
@@ -31,7 +32,8 @@ from .config import backbone_fields
 from .gumbel import tau_schedule
 from .params import arch_parameters, weight_parameters
 from .retinanet import build_asfd_baseline, config_of
-from .train import batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device
+from .train import (batch_loss, batches, check_device, default_lr, load_train_dataset, minival_ap, split_indices,
+                    to_device, warmup_factor, warmup_steps)
 from .unrolled import unrolled_arch_grads
 
 FORMAT = "pyddsar-asfd-autofae"
@@ -91,7 +93,7 @@ class NeckSearchConfig:
     channels: int = 64
     head_convs: int = 2
     batch: int = 4
-    lr: float = 0.01           # SGD, network weights
+    lr: Optional[float] = None  # SGD, network weights; None: 0.01 x batch / 16 (train.default_lr)
     arch_lr: float = 0.01      # Adam, architecture parameters
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -102,6 +104,9 @@ class NeckSearchConfig:
     device: str = "cpu"
     second_order: bool = False        # DARTS' unrolled architecture gradient (pyddsar.asfd.unrolled)
 
+    def weight_lr(self) -> float:
+        return default_lr(self.batch) if self.lr is None else self.lr
+
     def validate(self) -> None:
         for name in ("epochs", "size", "base_width", "channels", "batch"):
             v = getattr(self, name)
@@ -111,7 +116,7 @@ class NeckSearchConfig:
             raise ValueError(f"size must be at least 64, got {self.size}")
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
-        if not (self.lr > 0 and self.arch_lr > 0):
+        if not (self.weight_lr() > 0 and self.arch_lr > 0):
             raise ValueError("lr and arch_lr must be positive")
         for name in ("max_steps", "checkpoint_every"):
             v = getattr(self, name)
@@ -156,13 +161,14 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
     model = build_asfd_baseline(cfg.backbone, neck=neck, channels=cfg.channels, head_convs=cfg.head_convs,
                                 base_width=cfg.base_width).to(dev, memory_format=torch.channels_last)
     w_params, a_params = weight_parameters(model), arch_parameters(model)
-    w_opt = torch.optim.SGD(w_params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    w_opt = torch.optim.SGD(w_params, lr=cfg.weight_lr(), momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(a_params, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
     spe = math.ceil(len(w_idx) / cfg.batch)
     total = cfg.epochs * spe
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     freeze = total // 2
+    warmup = warmup_steps(total)
     every = cfg.checkpoint_every or spe
     step, history = 0, []
     arch_start = _arch_vector(model)
@@ -193,6 +199,8 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
         """One SGD step of the weights and, from the freeze on, one Adam step of the architecture."""
         tau = tau_schedule(step, total, 1.0, 0.1)
         neck.set_tau(tau)
+        for group in w_opt.param_groups:
+            group["lr"] = cfg.weight_lr() * warmup_factor(step, warmup)
         images, boxes, ignore = next(w_it)
         wl = batch_loss(model, to_device(images, dev), boxes, ignore, cfg.box_loss)
         w_opt.zero_grad(set_to_none=True)

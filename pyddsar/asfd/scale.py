@@ -1,7 +1,8 @@
 """The ASFD scaling search of SPEC section 6 on a pyddsar data set.
 
 1. Supernet training: :class:`~pyddsar.asfd.supernet.ScalingSupernet` over the genes, one uniformly
-   sampled single path per SGD step (channels sliced). The first ``warmup_fraction`` of the steps run
+   sampled single path per SGD step (channels sliced; lr 0.01 x batch / 16 unless given, linear
+   warm-up over a tenth of the steps, at most 500). The first ``warmup_fraction`` of the steps run
    at the maximum width (other genes sampled); after that the width cap descends through the channel
    choices (:func:`~pyddsar.asfd.supernet.channel_cap`) and the width is sampled uniformly under it.
    The supernet trains on the weight + architecture parts of the 9:9:2 split of the training images.
@@ -33,7 +34,8 @@ from .autofa import AutoFAE
 from .supernet import Genes, ScalingSpace, ScalingSupernet, channel_cap, genetic_search, measure_latency_ms
 from ..bench_cli import device_name
 from ..model_file import save_model
-from .train import batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device
+from .train import (batch_loss, batches, check_device, default_lr, load_train_dataset, minival_ap, split_indices,
+                    to_device, warmup_factor, warmup_steps)
 
 
 def latency_penalty(latency_ms: float, budget_ms: float) -> float:
@@ -63,7 +65,7 @@ class ScaleConfig:
     latency_resolution: Tuple[int, int] = (640, 480)  # (width, height)
     latency_runs: int = 5
     batch: int = 4
-    lr: float = 0.01
+    lr: Optional[float] = None        # SGD of the supernet; None: 0.01 x batch / 16 (train.default_lr)
     seed: int = 0
     box_loss: str = "smooth_l1"
     device: str = "cpu"               # where the supernet trains and latency is measured
@@ -118,7 +120,11 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     dev = torch.device(cfg.device)
     net = ScalingSupernet(space, spec, cfg.base_width).to(dev, memory_format=torch.channels_last)
     params = list(net.parameters())
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)
+    lr = default_lr(cfg.batch) if cfg.lr is None else cfg.lr
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+    warmup = warmup_steps(cfg.supernet_steps)
     rng = random.Random(cfg.seed)
     it = batches(dataset, list(w_idx) + list(a_idx), cfg.batch, cfg.seed)
     widest = max(space.channels)
@@ -129,6 +135,8 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
         genes = space.sample(rng, cap)
         if step < warm:
             genes = replace(genes, channels=widest)
+        for group in opt.param_groups:
+            group["lr"] = lr * warmup_factor(step, warmup)
         images, boxes, ignore = next(it)
         losses = batch_loss(lambda x: net(x, genes), to_device(images, dev), boxes, ignore, cfg.box_loss)
         opt.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""Channel-sliceable convolution, the weight-sharing unit of the scaling supernet (SPEC section 6).
+"""Channel-sliceable convolution and GroupNorm, the weight-sharing units of the scaling supernet (SPEC section 6).
 
 A :class:`SlicedConv2d` built for ``in_channels -> out_channels`` runs on any narrower input: it uses
 ``weight[:out, :in]`` and ``bias[:out]`` where ``in`` is the input's channel count and ``out`` is
@@ -49,6 +49,36 @@ class SlicedConv2d(nn.Conv2d):
         w = self.weight[:cout, :cin]
         b = None if self.bias is None else self.bias[:cout]
         return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, 1)
+
+
+CHANNELS_PER_GROUP = 8
+
+
+def group_count(channels: int) -> int:
+    """GroupNorm groups for ``channels``: about 8 channels per group (GN 32 at 256 channels), the
+    largest count not above ``channels // 8`` that divides ``channels`` (1 for narrow maps)."""
+    g = max(1, channels // CHANNELS_PER_GROUP)
+    while channels % g:
+        g -= 1
+    return g
+
+
+class SlicedGroupNorm(nn.Module):
+    """GroupNorm with affine parameters for ``channels`` that normalises any narrower input: ``c``
+    input channels use ``weight[:c]``, ``bias[:c]`` and :func:`group_count` (c) groups, so a sliced path
+    equals a standalone network of width ``c`` (no running statistics to share between widths)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.channels, self.eps = channels, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        if c > self.channels:
+            raise ValueError(f"input has {c} channels, this norm takes at most {self.channels}")
+        return F.group_norm(x, group_count(c), self.weight[:c], self.bias[:c], self.eps)
 
 
 def sliced_convs(module: nn.Module) -> Iterable[SlicedConv2d]:

@@ -85,6 +85,22 @@ def batches(dataset, indices: Sequence[int], batch: int, seed: int = 0, start: i
         epoch, first = epoch + 1, 0
 
 
+def default_lr(batch: int) -> float:
+    """SGD learning rate for ``batch`` images: RetinaNet's 0.01 for 16, scaled linearly. At 0.01 with
+    batches of 4-8 the AutoFAE supernet's loss did not fall at all (docs/asfd.md)."""
+    return 0.01 * batch / 16
+
+
+def warmup_steps(total: int) -> int:
+    """Linear learning-rate warm-up length: a tenth of the run, at most 500 steps (mmdetection's)."""
+    return min(500, total // 10)
+
+
+def warmup_factor(step: int, warmup: int) -> float:
+    """Factor of the learning rate at ``step`` (0-based): ramps linearly to 1 over ``warmup`` steps."""
+    return 1.0 if step >= warmup else (step + 1) / warmup
+
+
 def batch_loss(forward: Callable, images: torch.Tensor, boxes, ignore, box_loss: str = "smooth_l1") -> Dict[str, torch.Tensor]:
     out = forward(images)
     anchors = asfd_anchors(out["sizes"], device=images.device)

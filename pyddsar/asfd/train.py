@@ -1,16 +1,17 @@
-"""Training and evaluation of ASFD detectors (RetinaNet-style, SPEC section 6) on pyddsar data sets.
+"""The pieces that the ASFD searches (SPEC section 6) train and evaluate with on pyddsar data sets.
 
-* :func:`train_asfd` is a plain SGD step loop (focal + smooth-L1 / GIoU, :mod:`pyddsar.asfd.loss`)
-  over square crops of :class:`pyddsar.data.augment.TrainAugment`.
-* :func:`evaluate_asfd` letterboxes every image of a split to ``size`` x ``size`` (long side scaled
-  to ``size``, the rest padded with grey), runs the model with ASFD's test protocol
-  (``ASFD_TEST_PROTOCOL``: score 0.05, top 2000, NMS 0.4, 750 kept), maps the boxes back to the
-  original image and returns WIDER Easy / Medium / Hard AP via :func:`pyddsar.evaluation.evaluate`.
-* :func:`minival_ap` is the same on a list of training samples with all their (non-ignored) faces
-  counted, the mini-validation AP of the neck search and of the scaling fitness.
+* Data: :func:`load_train_dataset` (the train split with SCRFD-style square crops),
+  :func:`split_indices` (the 9:9:2 cut), :func:`batches` (seeded, resumable batch streams).
+* Optimisation: :func:`batch_loss` (focal + smooth-L1 / GIoU, :mod:`pyddsar.asfd.loss`),
+  :func:`default_lr`, :func:`warmup_steps`, :func:`warmup_factor`.
+* :func:`minival_ap` letterboxes training samples to ``size`` (long side scaled to ``size``, grey
+  padding), runs ASFD's test protocol (``ASFD_TEST_PROTOCOL``: score 0.05, top 2000, NMS 0.4, 750
+  kept), maps the boxes back and returns one AP (IoU 0.5, WIDER's evaluation code) over all their
+  non-ignored faces: the mini-validation AP of the neck search and of the scaling fitness.
 
-The forward of a model is any callable ``images -> {"logits", "deltas", "sizes"}`` (an
-:class:`~pyddsar.asfd.retinanet.ASFDDetector`, or ``lambda x: supernet(x, genes)``).
+Full detectors train with ``pyddsar train`` (:mod:`pyddsar.training`) and are evaluated with
+``pyddsar eval``. The forward of a model is any callable ``images -> {"logits", "deltas", "sizes"}``
+(an :class:`~pyddsar.asfd.retinanet.ASFDDetector`, or ``lambda x: supernet(x, genes)``).
 """
 
 from __future__ import annotations
@@ -126,59 +127,6 @@ def check_device(device) -> torch.device:
     return dev
 
 
-def train_asfd(
-    model: torch.nn.Module,
-    dataset,
-    steps: int,
-    batch: int = 4,
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    warmup_steps: int = 0,
-    box_loss: str = "smooth_l1",
-    indices: Optional[Sequence[int]] = None,
-    device: str = "cpu",
-    seed: int = 0,
-    channels_last: bool = True,
-    forward: Optional[Callable] = None,
-    log: Optional[Callable[[dict], None]] = None,
-) -> List[dict]:
-    """``steps`` SGD steps of ``model`` on ``dataset`` (a ``FaceDataset`` with a ``TrainAugment``),
-    restricted to ``indices`` when given. Linear warm-up over ``warmup_steps``, then constant ``lr``;
-    gradients clipped at norm 10. Returns the per-step history (``step``, ``loss``, ``cls``, ``box``,
-    ``num_pos``, ``lr``)."""
-    for name, v in (("steps", steps), ("batch", batch)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    torch.manual_seed(seed)
-    dev = check_device(device)
-    model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    fwd = forward or model
-    it = batches(dataset, range(len(dataset)) if indices is None else indices, batch, seed)
-    history = []
-    for step in range(steps):
-        cur = lr * min(1.0, (step + 1) / warmup_steps) if warmup_steps else lr
-        for g in opt.param_groups:
-            g["lr"] = cur
-        images, boxes, ignore = next(it)
-        losses = batch_loss(fwd, to_device(images, dev, channels_last), boxes, ignore, box_loss)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
-        opt.step()
-        row = {"step": step + 1, "lr": cur, **{k: float(v.detach()) for k, v in losses.items()}}
-        if not all(math.isfinite(row[k]) for k in ("loss", "cls", "box")):
-            raise ValueError(f"training diverged at step {step + 1}: {row}")
-        history.append(row)
-        if log is not None:
-            log(row)
-    return history
-
-
 # ----------------------------------------------------------------------------------------------
 # inference and evaluation
 
@@ -244,25 +192,6 @@ def predict_paths(model, paths: Sequence[str], size: int = 640, batch: int = 4, 
         if model is not None and was:
             model.train()
     return out
-
-
-def evaluate_asfd(model, data_dir: str, split: str = "val", size: int = 640, gt: Optional[str] = None,
-                  batch: int = 4, device: str = "cpu", forward: Optional[Callable] = None):
-    """WIDER Easy / Medium / Hard AP of ``model`` on the ``split`` images of ``data_dir`` (letterboxed to
-    ``size``, ASFD test protocol). ``gt``: the folder with the WIDER .mat files (default
-    ``data_dir/ground_truth``, where :func:`pyddsar.data.synthetic.write_dataset` writes them).
-    Returns a :class:`pyddsar.evaluation.WiderEvalResult`."""
-    from ..data import FaceDataset
-    from ..evaluation import evaluate
-
-    if not data_dir or not os.path.isdir(data_dir):
-        raise ValueError(f"no dataset folder at {data_dir}")
-    gt = gt or os.path.join(data_dir, "ground_truth")
-    if not os.path.isdir(gt):
-        raise ValueError(f"no ground-truth folder at {gt} (give gt=... with the WIDER .mat files)")
-    ds = FaceDataset.from_folder(data_dir, split=split)
-    preds = predict_paths(model, [s.image_path for s in ds.samples], size, batch, device, forward)
-    return evaluate(preds, gt)
 
 
 def minival_ap(model, samples, size: int = 640, batch: int = 4, device: str = "cpu",

@@ -55,7 +55,7 @@ def main():
     p.add_argument("--base-width", type=int, default=32)
     p.add_argument("--channels", type=int, default=32)
     p.add_argument("--head-convs", type=int, default=2)
-    p.add_argument("--neck-epochs", type=int, default=12)
+    p.add_argument("--neck-epochs", type=int, default=16)
     p.add_argument("--neck-size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=20, help="training epochs of each detector")
     p.add_argument("--size", type=int, default=320)

@@ -4,7 +4,8 @@
   OUT/autofae.txt, OUT/autofae.pt (derived neck weights), OUT/model.pt (the derived detector with its
   searched weights, a pyddsar model file), OUT/detector.json, OUT/checkpoint.pt, OUT/history.jsonl.
 * ``scale``: supernet training + genetic search under a latency budget; writes OUT/genes.json,
-  OUT/supernet.pt, OUT/subnet.pt, OUT/model.pt (the chosen single path) and OUT/detector.json.
+  OUT/supernet.pt, OUT/subnet.pt, OUT/model.pt (the chosen single path) and OUT/detector.json; with
+  several budgets a family: OUT/family.json and those files per member in OUT/D0, OUT/D1, ...
 * ``baseline``: train (the loop of ``pyddsar train``: checkpoints, ``--resume``, metrics) and evaluate
   the RetinaNet-style ``asfd-baseline`` with any pyddsar backbone; writes OUT/model.pt (a pyddsar model
   file for ``pyddsar detect`` / ``eval``), OUT/detector.json (its config, trainable from scratch with
@@ -25,6 +26,13 @@ def _int_list(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     return values
+
+
+def _float_list(text: str):
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _wxh(text: str):
@@ -73,7 +81,8 @@ def add_parser(sub) -> None:
 
     s = asub.add_parser("scale", help="supernet training + genetic search under a latency budget")
     s.add_argument("--data", required=True)
-    s.add_argument("--latency-ms", type=float, required=True, help="latency budget X on this device (ms)")
+    s.add_argument("--latency-ms", type=_float_list, required=True,
+                   help="latency budget X on this device (ms); several (3,5,10) give a family D0, D1, ...")
     s.add_argument("--out", default="runs/asfd-scale")
     s.add_argument("--population", type=int, default=50)
     s.add_argument("--iterations", type=int, default=50)
@@ -163,12 +172,21 @@ def _run_scale(args) -> int:
         latency_runs=args.latency_runs, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
     )
     summary = scale_search(cfg, log=_logger(args))
+    wxh = f"{cfg.latency_resolution[0]}x{cfg.latency_resolution[1]}"
+    if summary["format"] == "pyddsar-asfd-family":
+        print(f"family of {len(summary['members'])} (latency at {wxh}, {summary['measured_paths']} paths measured):")
+        for m in summary["members"]:
+            print(f"  {m['name']}: budget {m['latency_budget_ms']:g} ms  {m['latency_ms']:.2f} ms  "
+                  f"mini-val AP {m['minival_ap']:.4f}  {m['flops'] / 1e9:.3f} GFLOPs  {m['params'] / 1e6:.3f} M  "
+                  f"{m['description']}")
+        print(f"saved: {os.path.join(args.out, 'family.json')}, D0..D{len(summary['members']) - 1}/"
+              "(genes.json, model.pt, detector.json)")
+        return 0
     c = summary["chosen"]
     print(f"chosen path: {c['description']}")
     print(json.dumps(c["genes"]))
-    print(f"latency {c['latency_ms']:.2f} ms at {cfg.latency_resolution[0]}x{cfg.latency_resolution[1]} "
-          f"(budget {cfg.latency_ms} ms), mini-val AP {c['minival_ap']:.4f}, "
-          f"{c['flops'] / 1e9:.3f} GFLOPs, {c['params'] / 1e6:.3f} M params")
+    print(f"latency {c['latency_ms']:.2f} ms at {wxh} (budget {summary['latency_budget_ms']:g} ms), "
+          f"mini-val AP {c['minival_ap']:.4f}, {c['flops'] / 1e9:.3f} GFLOPs, {c['params'] / 1e6:.3f} M params")
     print(f"saved: {os.path.join(args.out, 'genes.json')}, model.pt (the chosen subnet), detector.json")
     return 0
 

@@ -154,6 +154,40 @@ def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, caps
     assert all(torch.equal(v, sub[k]) for k, v in model.state_dict().items())
 
 
+def test_scale_family_of_budgets_from_one_supernet(data, tmp_path, capsys, monkeypatch):
+    """Two budgets, one supernet: D0 (a budget no path meets) is the fastest path its search measured,
+    D1 (a budget every path meets) the one with the best mini-val AP; every path is measured once."""
+    from pyddsar.asfd import scale
+
+    calls = []
+    real = scale.measure_latency_ms
+    monkeypatch.setattr(scale, "measure_latency_ms", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = str(tmp_path / "family")
+    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e6,1e-6", "--population", "4",
+               "--iterations", "1", "--top-k", "2", "--supernet-steps", "3", "--backbones", "resnet18",
+               "--module-counts", "1,2", "--head-convs", "1,2", "--channels", "4,8", "--latency-resolution", "64x64",
+               "--latency-runs", "2", *TINY])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "family of 2" in printed and "D0: budget 1e-06 ms" in printed and "D1: budget 1e+06 ms" in printed
+    fam = json.load(open(os.path.join(out, "family.json")))
+    assert [m["name"] for m in fam["members"]] == ["D0", "D1"]
+    assert [m["latency_budget_ms"] for m in fam["members"]] == [1e-6, 1e6]
+    tight, loose = (json.load(open(os.path.join(out, n, "genes.json"))) for n in ("D0", "D1"))
+    assert tight["chosen"]["latency_ms"] == min(e["latency_ms"] for e in tight["evaluated"])
+    assert loose["chosen"]["minival_ap"] == max(e["minival_ap"] for e in loose["evaluated"])
+    for e in loose["evaluated"]:
+        assert e["fitness"] == e["minival_ap"]
+    measured = {json.dumps(e["genes"]) for e in tight["evaluated"] + loose["evaluated"]}
+    assert fam["measured_paths"] == len(measured) == len(calls)
+    for n, m in zip(("D0", "D1"), fam["members"]):
+        model, _ = load_model(os.path.join(out, n, "model.pt"))
+        g = genes_from_dict(m["genes"])
+        assert (model.config.backbone, model.config.channels, model.config.head_convs) == \
+            (g.backbone, g.channels, g.head_convs)
+    assert not os.path.exists(os.path.join(out, "genes.json"))
+
+
 def test_latency_penalty_formula():
     assert latency_penalty(5.0, 10.0) == 0.0
     assert latency_penalty(30.0, 10.0) == pytest.approx(2.0)
@@ -192,8 +226,10 @@ def test_baseline_with_searched_neck_and_backbone(data, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["asfd", "search-neck", "--data", "/nonexistent/asfd"], "no dataset folder"),
     (["asfd", "scale", "--data", "/nonexistent/asfd", "--latency-ms", "5"], "no dataset folder"),
-    (["asfd", "scale", "--data", ".", "--latency-ms", "-3"], "--latency-ms must be a positive"),
-    (["asfd", "scale", "--data", ".", "--latency-ms", "0"], "--latency-ms must be a positive"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "-3"], "--latency-ms must be positive"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "0"], "--latency-ms must be positive"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "5,nan"], "--latency-ms must be positive"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "5,5"], "distinct budgets"),
     (["asfd", "search-neck", "--data", ".", "--epochs", "0"], "epochs must be a positive"),
     (["asfd", "baseline", "--data", "/nonexistent/asfd"], "no dataset folder"),
     (["asfd", "baseline", "--data", ".", "--gt", ".", "--backbone", "vgg"], "unknown backbone 'vgg'"),

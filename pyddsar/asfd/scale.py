@@ -16,6 +16,8 @@
    subnet on the current device at ``latency_resolution`` (batch 1). A path within the budget X is
    not penalised; each multiple of X beyond it costs one whole unit of AP, so with a small X the
    fastest paths win whatever their AP.
+3. Several budgets X_0 < X_1 < ... give a family D0, D1, ... (ASFD's D0..D6) from the one supernet:
+   one genetic search per budget, each path's latency and AP measured once for all of them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import math
 import os
 import random
 from dataclasses import asdict, dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -48,7 +50,7 @@ def latency_penalty(latency_ms: float, budget_ms: float) -> float:
 @dataclass
 class ScaleConfig:
     data: str
-    latency_ms: float
+    latency_ms: Union[float, Sequence[float]]  # one budget, or several: a family D0, D1, ... (ascending)
     out: str = "runs/asfd-scale"
     population: int = 50
     iterations: int = 50
@@ -70,10 +72,18 @@ class ScaleConfig:
     box_loss: str = "smooth_l1"
     device: str = "cpu"               # where the supernet trains and latency is measured
 
+    def budgets(self) -> Tuple[float, ...]:
+        """The latency budgets in ascending order (ValueError unless positive, finite and distinct)."""
+        values = self.latency_ms if isinstance(self.latency_ms, (list, tuple)) else (self.latency_ms,)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"--latency-ms must be positive numbers of milliseconds, got {v!r}")
+        if not values or len(set(values)) != len(values):
+            raise ValueError(f"--latency-ms needs distinct budgets, got {list(values)}")
+        return tuple(sorted(float(v) for v in values))
+
     def validate(self) -> None:
-        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, (int, float)) \
-                or not math.isfinite(self.latency_ms) or self.latency_ms <= 0:
-            raise ValueError(f"--latency-ms must be a positive number of milliseconds, got {self.latency_ms!r}")
+        self.budgets()
         for name in ("population", "supernet_steps", "base_width", "size", "latency_runs", "batch", "top_k"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -102,8 +112,11 @@ def genes_from_dict(d: dict) -> Genes:
 
 
 def scale_search(cfg: ScaleConfig, log=print) -> dict:
-    """Train the supernet, run the genetic search, write ``supernet.pt``, ``genes.json`` (the chosen
-    path with its latency / AP / FLOPs / parameters and every evaluated path) and ``subnet.pt``."""
+    """Train the supernet, run the genetic search per budget and write ``supernet.pt`` and, per chosen
+    path, ``genes.json`` (its latency / AP / FLOPs / parameters and every evaluated path), ``subnet.pt``,
+    ``model.pt`` and ``detector.json``: under ``cfg.out`` for one budget, under ``cfg.out/D0``,
+    ``D1``, ... (ascending budgets) plus ``family.json`` for several. Returns the member's summary
+    (one budget) or the family's."""
     from ..models.complexity import complexity
     from .neck_search import load_autofae_spec
 
@@ -155,38 +168,63 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     minival = [dataset.samples[i] for i in m_idx]
     w, h = cfg.latency_resolution
     probe = torch.zeros(1, 3, h, w, device=dev)
-    records = {}
+    measured = {}  # a path's latency and AP do not depend on the budget: measured once for the family
 
-    def fitness(g: Genes) -> float:
-        sub = net.subnet(g).eval()
-        lat = measure_latency_ms(sub, probe, warmup=1, runs=cfg.latency_runs)
-        ap = minival_ap(sub, minival, cfg.size, device=cfg.device)
-        fit = ap - latency_penalty(lat, cfg.latency_ms)
-        records[g] = {"genes": _genes_dict(g), "description": g.describe(), "latency_ms": lat,
-                      "minival_ap": ap, "fitness": fit}
-        return fit
+    def measure(g: Genes) -> dict:
+        if g not in measured:
+            sub = net.subnet(g).eval()
+            measured[g] = {"genes": _genes_dict(g), "description": g.describe(),
+                           "latency_ms": measure_latency_ms(sub, probe, warmup=1, runs=cfg.latency_runs),
+                           "minival_ap": minival_ap(sub, minival, cfg.size, device=cfg.device)}
+        return measured[g]
 
-    result = genetic_search(space, fitness, cfg.population, cfg.iterations, min(cfg.top_k, cfg.population),
-                            seed=cfg.seed)
-    best = result.best
-    sub = net.subnet(best).eval()
-    cx = complexity(sub, (w, h))
-    chosen = dict(records[best], flops=cx.flops, params=cx.params)
-    summary = {
-        "format": "pyddsar-asfd-scale", "chosen": chosen, "latency_budget_ms": cfg.latency_ms,
+    budgets = cfg.budgets()
+    common = {
         "fitness_formula": "minival_ap - max(0, latency_ms / latency_budget_ms - 1)",
         "latency_resolution": [w, h], "device": device_name(dev), "torch_threads": torch.get_num_threads(),
         "neck_spec": cfg.neck or "AutoFAE at initialisation",
         "space": {"backbones": list(space.backbones), "module_counts": list(space.module_counts),
                   "head_convs": list(space.head_convs), "channels": list(space.channels)},
-        "split": {"supernet": len(w_idx) + len(a_idx), "minival": len(m_idx)},
-        "history": [list(r) for r in result.history], "evaluated": list(records.values()),
-        "config": asdict(cfg),
+        "split": {"supernet": len(w_idx) + len(a_idx), "minival": len(m_idx)}, "config": asdict(cfg),
     }
-    write_text(os.path.join(cfg.out, "genes.json"), json.dumps(summary, indent=1))
-    torch_save({"format": "pyddsar-asfd-subnet", "genes": _genes_dict(best), "state_dict": sub.state_dict()},
-               os.path.join(cfg.out, "subnet.pt"))
-    save_model(sub, os.path.join(cfg.out, "model.pt"))  # for pyddsar detect / eval / train --init
-    write_text(os.path.join(cfg.out, "detector.json"), json.dumps(sub.config.to_dict(), indent=1))
-    return summary
+    members = []
+    for i, budget in enumerate(budgets):
+        def fitness(g: Genes, budget=budget) -> float:
+            m = measure(g)
+            return m["minival_ap"] - latency_penalty(m["latency_ms"], budget)
 
+        result = genetic_search(space, fitness, cfg.population, cfg.iterations, min(cfg.top_k, cfg.population),
+                                seed=cfg.seed)
+        best = result.best
+        sub = net.subnet(best).eval()
+        cx = complexity(sub, (w, h))
+        chosen = dict(measured[best], fitness=result.fitness, flops=cx.flops, params=cx.params)
+        evaluated = [dict(measured[g], fitness=fitness(g)) for g in result.scored]
+        name = f"D{i}" if len(budgets) > 1 else None
+        summary = {"format": "pyddsar-asfd-scale", "member": name, "chosen": chosen, "latency_budget_ms": budget,
+                   **common, "history": [list(r) for r in result.history], "evaluated": evaluated}
+        out = os.path.join(cfg.out, name) if name else cfg.out
+        _write_member(out, summary, best, sub)
+        if name:
+            log(f"{name} (budget {budget} ms): {chosen['description']}, {chosen['latency_ms']:.2f} ms, "
+                f"mini-val AP {chosen['minival_ap']:.4f}")
+        members.append(summary)
+    if len(members) == 1:
+        return members[0]
+    family = {"format": "pyddsar-asfd-family", **common,
+              "members": [{"name": m["member"], "latency_budget_ms": m["latency_budget_ms"], **m["chosen"]}
+                          for m in members],
+              "measured_paths": len(measured)}
+    write_text(os.path.join(cfg.out, "family.json"), json.dumps(family, indent=1))
+    return family
+
+
+def _write_member(out: str, summary: dict, genes: Genes, sub) -> None:
+    """``genes.json``, ``subnet.pt``, ``model.pt`` (a pyddsar model file of the chosen single path, for
+    ``pyddsar detect`` / ``eval`` / ``train --init``) and ``detector.json`` (its config) under ``out``."""
+    os.makedirs(out, exist_ok=True)
+    write_text(os.path.join(out, "genes.json"), json.dumps(summary, indent=1))
+    torch_save({"format": "pyddsar-asfd-subnet", "genes": _genes_dict(genes), "state_dict": sub.state_dict()},
+               os.path.join(out, "subnet.pt"))
+    save_model(sub, os.path.join(out, "model.pt"))
+    write_text(os.path.join(out, "detector.json"), json.dumps(sub.config.to_dict(), indent=1))

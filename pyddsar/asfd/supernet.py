@@ -219,6 +219,7 @@ class GeneticResult:
     fitness: float
     history: List[Tuple[int, float, float]] = field(default_factory=list)  # (iteration, best, mean)
     evaluated: int = 0
+    scored: Tuple[Genes, ...] = ()  # every path whose fitness was computed, in that order
 
 
 def genetic_search(
@@ -274,7 +275,7 @@ def genetic_search(
             children.append(child)
         pop = children
     best = max(cache, key=lambda g: cache[g])
-    return GeneticResult(best, cache[best], history, len(cache))
+    return GeneticResult(best, cache[best], history, len(cache), tuple(cache))
 
 
 def measure_latency_ms(

@@ -108,6 +108,16 @@ def test_channel_slicing_equals_standalone_network():
         assert len(sub.head.cls_convs) == genes.head_convs
 
 
+def test_subnet_of_a_channels_last_supernet_is_a_plain_contiguous_detector():
+    """The scaling search trains its supernet channels-last; the subnet it times must be laid out like
+    the saved model (contiguous), else the fitness latency is not the deployed one."""
+    net, _ = _supernet()
+    net.to(memory_format=torch.channels_last)
+    sub = net.subnet(Genes("resnet18", 1, (False,), 1, 6))
+    convs = [p for p in sub.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous() for p in convs)
+
+
 def test_single_path_training_step_updates_only_shared_slices():
     net, _ = _supernet()
     net.train()

@@ -177,7 +177,9 @@ class ScalingSupernet(nn.Module):
             copy_sliced_weights(self.neck.modules_[i], neck.modules_[i])
         copy_sliced_weights(self.head, det.head)
         det.config = config_of(det).replace(name="asfd-scaled")  # saveable as a pyddsar model file
-        return det.to(next(self.parameters()).device)
+        # the memory format of a freshly built detector (the supernet may train channels-last): the
+        # latency a search measures on the subnet is then the latency of the saved model
+        return det.to(next(self.parameters()).device, memory_format=torch.contiguous_format)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ from pyddsar.model_file import load_model
 from pyddsar.models import config_for
 
 TINY = ["--size", "96", "--base-width", "4", "--batch", "2", "--quiet"]
+# a scaling search over a space of 8 paths on the tiny set, in seconds
+TINY_SCALE = ["--population", "4", "--iterations", "1", "--top-k", "2", "--supernet-steps", "3", "--backbones",
+              "resnet18", "--module-counts", "1,2", "--head-convs", "1,2", "--channels", "4,8",
+              "--latency-resolution", "64x64", "--latency-runs", "2", *TINY]
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +133,7 @@ def test_search_neck_resume_refuses_other_settings(data, tmp_path, capsys):
 
 def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, capsys):
     out = str(tmp_path / "scale")
-    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e-6", "--population", "4",
-               "--iterations", "1", "--top-k", "2", "--supernet-steps", "3", "--backbones", "resnet18",
-               "--module-counts", "1,2", "--head-convs", "1,2", "--channels", "4,8", "--latency-resolution", "64x64",
-               "--latency-runs", "2", *TINY])
+    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e-6", *TINY_SCALE])
     assert rc == 0
     assert "chosen path:" in capsys.readouterr().out
     d = json.load(open(os.path.join(out, "genes.json")))
@@ -163,10 +164,7 @@ def test_scale_family_of_budgets_from_one_supernet(data, tmp_path, capsys, monke
     real = scale.measure_latency_ms
     monkeypatch.setattr(scale, "measure_latency_ms", lambda *a, **k: calls.append(1) or real(*a, **k))
     out = str(tmp_path / "family")
-    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e6,1e-6", "--population", "4",
-               "--iterations", "1", "--top-k", "2", "--supernet-steps", "3", "--backbones", "resnet18",
-               "--module-counts", "1,2", "--head-convs", "1,2", "--channels", "4,8", "--latency-resolution", "64x64",
-               "--latency-runs", "2", *TINY])
+    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e6,1e-6", *TINY_SCALE])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "family of 2" in printed and "D0: budget 1e-06 ms" in printed and "D1: budget 1e+06 ms" in printed

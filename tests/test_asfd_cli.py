@@ -228,6 +228,8 @@ def test_baseline_with_searched_neck_and_backbone(data, tmp_path, capsys):
     (["asfd", "scale", "--data", ".", "--latency-ms", "0"], "--latency-ms must be positive"),
     (["asfd", "scale", "--data", ".", "--latency-ms", "5,nan"], "--latency-ms must be positive"),
     (["asfd", "scale", "--data", ".", "--latency-ms", "5,5"], "distinct budgets"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "5", "--lr", "0"], "lr must be a positive number"),
+    (["asfd", "search-neck", "--data", ".", "--lr", "-0.1"], "lr must be a positive number"),
     (["asfd", "search-neck", "--data", ".", "--epochs", "0"], "epochs must be a positive"),
     (["asfd", "baseline", "--data", "/nonexistent/asfd"], "no dataset folder"),
     (["asfd", "baseline", "--data", ".", "--gt", ".", "--backbone", "vgg"], "unknown backbone 'vgg'"),

@@ -9,7 +9,7 @@ import torch
 
 from pyddsar.asfd.loss import asfd_loss, giou_loss, sigmoid_focal_loss
 from pyddsar.asfd.retinanet import asfd_anchors, encode_boxes, match_anchors
-from pyddsar.asfd.train import batches, split_indices
+from pyddsar.asfd.train import batches, default_lr, split_indices, warmup_factor, warmup_steps, weights_lr
 
 
 def test_focal_loss_matches_formula():
@@ -73,6 +73,18 @@ def test_split_9_9_2():
     assert [len(p) for p in parts] == [9, 9, 2]
     assert sorted(sum(parts, [])) == list(range(20))
     assert all(len(p) >= 1 for p in split_indices(3))
+
+
+def test_learning_rate_defaults_and_warmup():
+    assert default_lr(16) == pytest.approx(0.01) and default_lr(4) == pytest.approx(0.0025)
+    assert weights_lr(None, 8) == pytest.approx(0.005) and weights_lr(0.02, 8) == 0.02
+    assert [warmup_steps(n) for n in (5, 1440, 100000)] == [0, 144, 500]
+    # linear ramp: step k (0-based) of a 4-step warm-up runs at (k + 1) / 4, then the full rate
+    assert [warmup_factor(k, 4) for k in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+    for bad in (0.0, -1e-3, float("nan"), True):
+        with pytest.raises(ValueError, match="lr must be a positive number"):
+            weights_lr(bad, 4)
 
 
 class _EpochTagged:

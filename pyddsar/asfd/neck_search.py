@@ -32,8 +32,8 @@ from .config import backbone_fields
 from .gumbel import tau_schedule
 from .params import arch_parameters, weight_parameters
 from .retinanet import build_asfd_baseline, config_of
-from .train import (batch_loss, batches, check_device, default_lr, load_train_dataset, minival_ap, split_indices,
-                    to_device, warmup_factor, warmup_steps)
+from .train import (batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device,
+                    warmup_factor, warmup_steps, weights_lr)
 from .unrolled import unrolled_arch_grads
 
 FORMAT = "pyddsar-asfd-autofae"
@@ -104,9 +104,6 @@ class NeckSearchConfig:
     device: str = "cpu"
     second_order: bool = False        # DARTS' unrolled architecture gradient (pyddsar.asfd.unrolled)
 
-    def weight_lr(self) -> float:
-        return default_lr(self.batch) if self.lr is None else self.lr
-
     def validate(self) -> None:
         for name in ("epochs", "size", "base_width", "channels", "batch"):
             v = getattr(self, name)
@@ -116,8 +113,9 @@ class NeckSearchConfig:
             raise ValueError(f"size must be at least 64, got {self.size}")
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
-        if not (self.weight_lr() > 0 and self.arch_lr > 0):
-            raise ValueError("lr and arch_lr must be positive")
+        weights_lr(self.lr, self.batch)
+        if not self.arch_lr > 0:
+            raise ValueError(f"arch_lr must be positive, got {self.arch_lr!r}")
         for name in ("max_steps", "checkpoint_every"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -161,7 +159,8 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
     model = build_asfd_baseline(cfg.backbone, neck=neck, channels=cfg.channels, head_convs=cfg.head_convs,
                                 base_width=cfg.base_width).to(dev, memory_format=torch.channels_last)
     w_params, a_params = weight_parameters(model), arch_parameters(model)
-    w_opt = torch.optim.SGD(w_params, lr=cfg.weight_lr(), momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    lr = weights_lr(cfg.lr, cfg.batch)
+    w_opt = torch.optim.SGD(w_params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(a_params, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
     spe = math.ceil(len(w_idx) / cfg.batch)
     total = cfg.epochs * spe
@@ -200,7 +199,7 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
         tau = tau_schedule(step, total, 1.0, 0.1)
         neck.set_tau(tau)
         for group in w_opt.param_groups:
-            group["lr"] = cfg.weight_lr() * warmup_factor(step, warmup)
+            group["lr"] = lr * warmup_factor(step, warmup)
         images, boxes, ignore = next(w_it)
         wl = batch_loss(model, to_device(images, dev), boxes, ignore, cfg.box_loss)
         w_opt.zero_grad(set_to_none=True)

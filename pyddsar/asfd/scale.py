@@ -36,8 +36,8 @@ from .autofa import AutoFAE
 from .supernet import Genes, ScalingSpace, ScalingSupernet, channel_cap, genetic_search, measure_latency_ms
 from ..bench_cli import device_name
 from ..model_file import save_model
-from .train import (batch_loss, batches, check_device, default_lr, load_train_dataset, minival_ap, split_indices,
-                    to_device, warmup_factor, warmup_steps)
+from .train import (batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device,
+                    warmup_factor, warmup_steps, weights_lr)
 
 
 def latency_penalty(latency_ms: float, budget_ms: float) -> float:
@@ -84,6 +84,7 @@ class ScaleConfig:
 
     def validate(self) -> None:
         self.budgets()
+        weights_lr(self.lr, self.batch)
         for name in ("population", "supernet_steps", "base_width", "size", "latency_runs", "batch", "top_k"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -133,9 +134,7 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     dev = torch.device(cfg.device)
     net = ScalingSupernet(space, spec, cfg.base_width).to(dev, memory_format=torch.channels_last)
     params = list(net.parameters())
-    lr = default_lr(cfg.batch) if cfg.lr is None else cfg.lr
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    lr = weights_lr(cfg.lr, cfg.batch)
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
     warmup = warmup_steps(cfg.supernet_steps)
     rng = random.Random(cfg.seed)

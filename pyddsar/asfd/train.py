@@ -3,7 +3,7 @@
 * Data: :func:`load_train_dataset` (the train split with SCRFD-style square crops),
   :func:`split_indices` (the 9:9:2 cut), :func:`batches` (seeded, resumable batch streams).
 * Optimisation: :func:`batch_loss` (focal + smooth-L1 / GIoU, :mod:`pyddsar.asfd.loss`),
-  :func:`default_lr`, :func:`warmup_steps`, :func:`warmup_factor`.
+  :func:`default_lr`, :func:`weights_lr`, :func:`warmup_steps`, :func:`warmup_factor`.
 * :func:`minival_ap` letterboxes training samples to ``size`` (long side scaled to ``size``, grey
   padding), runs ASFD's test protocol (``ASFD_TEST_PROTOCOL``: score 0.05, top 2000, NMS 0.4, 750
   kept), maps the boxes back and returns one AP (IoU 0.5, WIDER's evaluation code) over all their
@@ -90,6 +90,14 @@ def default_lr(batch: int) -> float:
     """SGD learning rate for ``batch`` images: RetinaNet's 0.01 for 16, scaled linearly. At 0.01 with
     batches of 4-8 the AutoFAE supernet's loss did not fall at all (docs/asfd.md)."""
     return 0.01 * batch / 16
+
+
+def weights_lr(lr: Optional[float], batch: int) -> float:
+    """``lr`` when given, else :func:`default_lr` of ``batch``; ValueError unless positive."""
+    value = default_lr(batch) if lr is None else lr
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    return float(value)
 
 
 def warmup_steps(total: int) -> int:

@@ -20,19 +20,18 @@ import os
 import sys
 
 
-def _int_list(text: str):
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    return values
+def _comma_list(kind, what: str):
+    """An argparse type: ``"a,b,c"`` -> a tuple of ``kind`` values."""
+    def parse(text: str):
+        try:
+            return tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+    return parse
 
 
-def _float_list(text: str):
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+_int_list = _comma_list(int, "integers")
+_float_list = _comma_list(float, "numbers")
 
 
 def _wxh(text: str):

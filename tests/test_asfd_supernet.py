@@ -149,13 +149,17 @@ def test_genetic_search_finds_toy_optimum():
                          head_convs=(1, 2, 3, 4), channels=(32, 64, 96, 128, 192, 256))
     target = Genes("resnet34", 3, (True, False, True), 2, 96)
 
+    calls = []
+
     def fitness(g):
+        calls.append(g)
         s = -abs(space.backbones.index(g.backbone) - 1) - abs(g.num_modules - 3) - abs(g.head_convs - 2)
         s -= abs(g.channels - 96) / 32
         s -= sum(a != b for a, b in zip(g.skip_fe, target.skip_fe))
         return s
 
     r1 = genetic_search(space, fitness, population=30, iterations=30, top_k=8, seed=1)
+    assert list(r1.scored) == calls and r1.evaluated == len(set(calls)) == len(calls)  # each path scored once
     r2 = genetic_search(space, fitness, population=30, iterations=30, top_k=8, seed=1)
     assert r1.best == target and r1.fitness == 0
     assert r1 == r2

@@ -220,8 +220,12 @@ class GeneticResult:
     best: Genes
     fitness: float
     history: List[Tuple[int, float, float]] = field(default_factory=list)  # (iteration, best, mean)
-    evaluated: int = 0
     scored: Tuple[Genes, ...] = ()  # every path whose fitness was computed, in that order
+
+    @property
+    def evaluated(self) -> int:
+        """How many distinct paths the search scored."""
+        return len(self.scored)
 
 
 def genetic_search(
@@ -277,7 +281,7 @@ def genetic_search(
             children.append(child)
         pop = children
     best = max(cache, key=lambda g: cache[g])
-    return GeneticResult(best, cache[best], history, len(cache), tuple(cache))
+    return GeneticResult(best, cache[best], history, tuple(cache))
 
 
 def measure_latency_ms(

@@ -35,9 +35,15 @@ ConvLayer make_layer(int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2,
   return layer;
 }
 
-DpLimits make_limits(int64_t max_states) {
+DpLimits make_limits(int64_t max_states, int64_t max_bytes = 0) {
   DpLimits limits;
   if (max_states > 0) limits.max_states = max_states;
+  if (max_bytes > 0) limits.max_bytes = max_bytes;
+  // Ctrl-C: a quick look at Python's signals now and then (the count runs without the GIL)
+  limits.poll = []() {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  };
   return limits;
 }
 
@@ -109,17 +115,18 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "linear_regions",
-      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, int64_t max_states) {
+      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, int64_t max_states,
+         int64_t max_bytes) {
         ConvLayer layer = make_layer(h0, w0, d0, f1, f2, stride, d1);
         BigUInt n;
         {
           py::gil_scoped_release release;
-          n = count_linear_regions(layer, make_limits(max_states));
+          n = count_linear_regions(layer, make_limits(max_states, max_bytes));
         }
         return to_python_int(n);
       },
       py::arg("h0"), py::arg("w0"), py::arg("d0"), py::arg("f1"), py::arg("f2"), py::arg("stride"), py::arg("d1"),
-      py::arg("max_states") = 0);
+      py::arg("max_states") = 0, py::arg("max_bytes") = 0);
 
   m.def(
       "log_linear_regions",
@@ -137,6 +144,13 @@ PYBIND11_MODULE(_core, m) {
 #else
     return false;
 #endif
+  });
+  m.def("cuda_versions", []() {
+    int runtime = 0, driver = 0;
+#ifdef PYDDSAR_WITH_CUDA
+    cuda_versions(&runtime, &driver);
+#endif
+    return py::make_tuple(runtime, driver);
   });
   m.def("cuda_device_count", []() {
 #ifdef PYDDSAR_WITH_CUDA

@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kThreads) atss_gt_kernel(const float* anchors,
   __shared__ int cand[kMaxLevels * kMaxTopk];
   __shared__ float cand_iou[kMaxLevels * kMaxTopk];
   __shared__ double thr;
-  const int j = blockIdx.x;
+  const int64_t j = blockIdx.x;  // 64-bit offsets: 4 * index overflows int from 2^29 elements
   const float g[4] = {gt[4 * j], gt[4 * j + 1], gt[4 * j + 2], gt[4 * j + 3]};
   const float gcx = centre(g[0], g[2]), gcy = centre(g[1], g[3]);
   const float inf = __int_as_float(0x7f800000);
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kThreads) atss_gt_kernel(const float* anchors,
   if (C == 0) return;
   const float garea = box_area(g);
   for (int c = threadIdx.x; c < C; c += kThreads) {
-    const float* p = anchors + 4 * cand[c];
+    const float* p = anchors + 4 * static_cast<int64_t>(cand[c]);
     cand_iou[c] = overlap_iou(p, box_area(p), g, garea);
   }
   __syncthreads();
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(kThreads) atss_gt_kernel(const float* anchors,
   }
   __syncthreads();
   for (int c = threadIdx.x; c < C; c += kThreads) {
-    const int a = cand[c];
+    const int64_t a = cand[c];
     if (!(static_cast<double>(cand_iou[c]) >= thr)) continue;
     const float cx = centre(anchors[4 * a], anchors[4 * a + 2]);
     const float cy = centre(anchors[4 * a + 1], anchors[4 * a + 3]);

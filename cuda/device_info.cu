@@ -15,4 +15,13 @@ int cuda_device_count() {
   return n;
 }
 
+void cuda_versions(int* runtime, int* driver) {
+  *runtime = CUDART_VERSION;  // the runtime linked into the module (static)
+  *driver = 0;
+  if (cudaDriverGetVersion(driver) != cudaSuccess) {  // 0: no driver installed
+    cudaGetLastError();
+    *driver = 0;
+  }
+}
+
 }  // namespace pyddsar

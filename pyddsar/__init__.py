@@ -5,7 +5,7 @@ Heavy dependencies (torch) are imported only by the modules that need them.
 
 from ._version import __version__
 from .arch import Arch, Block, presets
-from .backends import backends, cuda_device_count, has_cuda
+from .backends import backends, cuda_device_count, cuda_status, has_cuda
 from .arrangement import count_arrangement_regions
 from .regions import LowerBound, linear_regions, linear_regions_lower_bound, log_linear_regions
 from .score import FsProbe, ScoreReport, score, score_batch, score_report
@@ -19,6 +19,7 @@ __all__ = [
     "presets",
     "has_cuda",
     "cuda_device_count",
+    "cuda_status",
     "backends",
     "linear_regions",
     "log_linear_regions",
@@ -36,14 +37,22 @@ __all__ = [
     "score_report",
     "ScoreReport",
     "FsProbe",
+    "search_family",
+    "SearchFamily",
+    "LatencyTable",
+    "build_latency_table",
+    "load_latency_table",
     "Detector",
     "Detections",
     "export_onnx",
     "models",
 ]
 
-# Detector code needs torch: imported on first use so that `import pyddsar` stays light.
-_LAZY = {"Detector": ("inference", "Detector"), "Detections": ("inference", "Detections"),
+# Detector and latency code need torch: imported on first use so that `import pyddsar` stays light.
+_LAZY = {"search_family": ("search_family", "search_family"), "SearchFamily": ("search_family", "SearchFamily"),
+         "LatencyTable": ("latency", "LatencyTable"), "build_latency_table": ("latency", "build_latency_table"),
+         "load_latency_table": ("latency", "load_latency_table"),
+         "Detector": ("inference", "Detector"), "Detections": ("inference", "Detections"),
          "export_onnx": ("onnx_export", "export_onnx"), "models": ("models", None)}
 
 

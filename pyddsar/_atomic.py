@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+
+_TEMPORARY = re.compile(r"\.tmp-(\d+)$")
 
 
 @contextlib.contextmanager
@@ -39,3 +42,31 @@ def torch_save(obj, path: str) -> None:
 
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+def remove_stale_temporaries(directory: str) -> list:
+    """Remove the temporary files of :func:`atomic_open` in `directory` whose writing process no longer
+    runs (a SIGKILL mid-write leaves one); returns the names removed."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMPORARY.search(name)
+        if not m or int(m.group(1)) == os.getpid() or _running(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or a pid we cannot test: keep the file
+    return True

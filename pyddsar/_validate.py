@@ -3,11 +3,25 @@
 import numbers
 
 
+MAX_INT = (1 << 62)
+
+
 def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
+    if value > MAX_INT:  # native code takes int64: refuse here rather than a pybind TypeError
+        raise ValueError(f"{name} = {value} is beyond the largest supported {MAX_INT}")
+    return int(value)
+
+
+def int_at_least(value, name: str, low: int = 1) -> int:
+    """An integer (not a bool) >= ``low``; the one integer check of the public functions."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value}")
     return int(value)
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
@@ -27,6 +29,8 @@ KERNELS = (1, 3, 5, 7)
 EXPANSIONS = (1, 2, 4, 6)
 MAX_CHANNELS = 8192
 MAX_LAYERS = 64
+MAX_TEXT = 1 << 20  # characters of architecture text: refused up front beyond (a real one is a few kB)
+MAX_RESOLUTION = 100_000  # per side, as the native cost walk checks; FLOPs beyond 2^63 are refused natively
 TABLE_COLUMNS = ("block", "kernel", "in", "out", "stride", "bottleneck", "expansion", "layers")
 
 
@@ -217,10 +221,21 @@ def _parse_json(text: str) -> list:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"invalid JSON at position {e.pos}: {e.msg}") from None
+    except RecursionError:
+        raise ValueError("JSON architecture is nested too deeply") from None
+    return _blocks_from_data(data)
+
+
+def _blocks_from_data(data) -> list:
+    if isinstance(data, dict) and "blocks" not in data:  # a search's best.json: its "arch", else "structure"
+        if isinstance(data.get("arch"), dict):
+            data = data["arch"]
+        elif isinstance(data.get("structure"), str):
+            return _parse_structure(data["structure"])
     if isinstance(data, dict) and "blocks" in data:
         data = data["blocks"]
     if not isinstance(data, list):
-        raise ValueError('JSON architecture must be {"blocks": [...]}')
+        raise ValueError('JSON architecture must be {"blocks": [...]} or a search\'s best.json')
     blocks = []
     keys = ("type", "kernel", "in", "out", "stride", "bottleneck", "layers")
     for i, d in enumerate(data):
@@ -269,6 +284,12 @@ class Arch:
                 )
         object.__setattr__(self, "_native", _core.NativeArch([b._native_tuple() for b in blocks]))
 
+    @classmethod
+    def _from_native_tuples(cls, blocks) -> "Arch":
+        """The Arch of the native layer's block tuples (type code, kernel, in, out, stride, bottleneck,
+        layers, expansion), as the search and the sampler receive children."""
+        return cls(tuple(Block(BLOCK_TYPES[t], k, i, o, s, b, n, e) for t, k, i, o, s, b, n, e in blocks))
+
     # -- parsing and printing ------------------------------------------------------------------
     @classmethod
     def parse(cls, text: str) -> "Arch":
@@ -277,6 +298,9 @@ class Arch:
             return text
         if not isinstance(text, str):
             raise ValueError(f"Arch.parse expects a string, got {type(text).__name__}")
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"architecture text of {len(text):,} characters is over the {MAX_TEXT:,} limit "
+                             "(a structure string, table or best.json is a few kB)")
         stripped = text.strip()
         if not stripped:
             raise ValueError("empty architecture text")
@@ -287,6 +311,40 @@ class Arch:
         else:
             blocks = _parse_table(stripped)
         return cls(tuple(blocks))
+
+    @classmethod
+    def load(cls, source) -> "Arch":
+        """An Arch from anything that names one: an Arch; a dict (``{"blocks": [...]}`` or a search's
+        best.json); a path to a file holding a structure string, a table, JSON or best.json; ``"-"``
+        for standard input; or the text itself (as :meth:`parse`)."""
+        if isinstance(source, Arch):
+            return source
+        if isinstance(source, dict):
+            return cls(tuple(_blocks_from_data(source)))
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        if not isinstance(source, str):
+            raise ValueError(f"expected a pyddsar.Arch, a dict, a path or architecture text, got {type(source).__name__}")
+        if source == "-":
+            return cls.parse(sys.stdin.read(MAX_TEXT + 1))
+        stripped = source.strip()
+        looks_like_text = not stripped or stripped[0] in "{[" or stripped.startswith("Super") or "\n" in stripped
+        if not looks_like_text and os.path.isfile(source):
+            if os.path.getsize(source) > MAX_TEXT:
+                raise ValueError(f"{source} has {os.path.getsize(source):,} bytes, over the {MAX_TEXT:,} of an "
+                                 "architecture file")
+            try:
+                with open(source, encoding="utf-8") as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"cannot read {source}: {e}") from None
+            try:
+                return cls.parse(text)
+            except ValueError as e:
+                raise ValueError(f"{source}: {e}") from None
+        if not looks_like_text and (os.sep in source or source.endswith((".json", ".txt"))):
+            raise ValueError(f"no such file: {source}")
+        return cls.parse(source)
 
     @classmethod
     def from_blocks(cls, blocks: Iterable[Block]) -> "Arch":
@@ -368,8 +426,8 @@ def _resolution(resolution) -> tuple:
     except (TypeError, ValueError):
         raise ValueError(f"resolution must be (width, height), got {resolution!r}") from None
     for name, v in (("width", w), ("height", h)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise ValueError(f"resolution {name} must be a positive integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 < v <= MAX_RESOLUTION:
+            raise ValueError(f"resolution {name} must be a positive integer at most {MAX_RESOLUTION}, got {v!r}")
     return int(w), int(h)
 
 

@@ -1,11 +1,16 @@
-"""Image-level face detection with a pyddsar detector (SPEC section 4, inference protocol).
+"""Image-level face detection with a pyddsar detector (SPEC section 4, inference protocol): the one
+inference path of the package (``pyddsar detect``, ``eval``, ``bench`` and ASFD's mini-validation
+all run :class:`Detector`).
 
-Preprocessing follows insightface: the longer side is scaled to ``input_size`` (bilinear; smaller images
-are scaled up), the image is placed at the top-left of an ``input_size`` square padded with zeros,
-converted BGR -> RGB and normalised ``(x - 127.5) / 128``. Post-processing: scores > 0.02, the 5000
-best, NMS at IoU 0.45, at most 750 (all parameters); a box with negative predicted width or height is
-made empty before NMS. Boxes and landmarks are mapped back to the
-original image (not clipped to it).
+Preprocessing follows insightface and SCRFD's test pipeline (``Resize(keep_ratio=True)``,
+``Pad(size=(640, 640), pad_val=0)``): the longer side is scaled to ``input_size`` (bilinear, the other
+side truncated to an integer; smaller images are scaled up), the image is placed at the top-left of
+an ``input_size`` square padded with zeros, converted to the network's channel order and normalised
+``(x - mean) / std``, all as the model's :class:`~pyddsar.model_file.Preprocessing` says (a model
+file's own, else :func:`~pyddsar.model_file.default_preprocessing`). Post-processing (also from it;
+SCRFD's: scores > 0.02, the 5000 best, NMS at IoU 0.45, at most 750); a box with negative predicted
+width or height is made empty before NMS. Boxes and landmarks are mapped back to the original image
+(not clipped to it).
 
 Accepted images: a path (read with OpenCV) or a numpy array HxW (grayscale), HxWx1, HxWx3 (BGR, as
 OpenCV reads) or HxWx4 (BGRA: alpha dropped); uint8, uint16 (16-bit: divided by 257 to 8-bit) or float
@@ -15,6 +20,7 @@ OpenCV reads) or HxWx4 (BGRA: alpha dropped); uint8, uint16 (16-bit: divided by 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -53,7 +59,10 @@ def read_image(path) -> np.ndarray:
     if not os.path.isfile(p):
         raise ValueError(f"image file not found: {p}")
     data = np.fromfile(p, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV decodes
+        raise ValueError(f"cannot decode {p}: {str(e).strip().splitlines()[-1]}") from None
     if img is None:
         raise ValueError(f"cannot decode {p} as an image")
     return img
@@ -108,10 +117,10 @@ def letterbox(img: np.ndarray, size: int):
     return out, scale
 
 
-def normalise(batch_bgr: np.ndarray) -> torch.Tensor:
-    """[B, S, S, 3] uint8 BGR -> [B, 3, S, S] float32 RGB, (x - 127.5) / 128."""
-    x = torch.from_numpy(batch_bgr[..., ::-1].copy()).permute(0, 3, 1, 2).float()
-    return (x - 127.5) / 128.0
+def normalise(batch_bgr: np.ndarray, mean: float = 127.5, std: float = 128.0, rgb: bool = True) -> torch.Tensor:
+    """[B, S, S, 3] uint8 BGR -> [B, 3, S, S] float32 (RGB when ``rgb``), (x - mean) / std."""
+    x = torch.from_numpy((batch_bgr[..., ::-1] if rgb else batch_bgr).copy()).permute(0, 3, 1, 2).float()
+    return (x - mean) / std
 
 
 def fix_boxes(boxes: torch.Tensor) -> torch.Tensor:
@@ -121,18 +130,32 @@ def fix_boxes(boxes: torch.Tensor) -> torch.Tensor:
 
 
 class Detector:
-    """Detect faces in images with a pyddsar detector (a model with ``predict_raw``, or the path of an
-    insightface SCRFD ``.onnx`` file whose weights are imported)."""
+    """Detect faces in images with a pyddsar detector: a model with ``predict_raw``, the path of a
+    pyddsar model file (its stored preprocessing is used) or of an insightface SCRFD ``.onnx`` file.
 
-    def __init__(self, model, device="cpu", half: bool = False, score_threshold: float = 0.02,
-                 nms_threshold: float = 0.45, pre_nms_topk: Optional[int] = 5000, max_detections: Optional[int] = 750,
-                 input_size: int = 640):
+    ``preprocessing``: a :class:`~pyddsar.model_file.Preprocessing` (None: the model file's, else the
+    model's default); keyword overrides of its fields (``input_size``, ``score_threshold``,
+    ``nms_threshold``, ``pre_nms_topk`` and ``max_detections``, None = no limit, ``mean``, ``std``,
+    ``rgb``) replace single values."""
+
+    def __init__(self, model, device="cpu", half: bool = False, preprocessing=None, **overrides):
+        from .model_file import Preprocessing, default_preprocessing
+
         if isinstance(model, (str, os.PathLike)):
-            from .models import load_scrfd_onnx
+            from .model_file import load_model
 
-            model = load_scrfd_onnx(model)
+            model, stored = load_model(os.fspath(model))
+            preprocessing = preprocessing or stored
         if not isinstance(model, torch.nn.Module) or not hasattr(model, "predict_raw"):
-            raise ValueError(f"Detector needs a pyddsar detector model or an .onnx path, got {type(model).__name__}")
+            raise ValueError(f"Detector needs a pyddsar detector model or a model / .onnx path, got {type(model).__name__}")
+        if preprocessing is not None and not isinstance(preprocessing, Preprocessing):
+            raise ValueError(f"preprocessing must be a pyddsar.model_file.Preprocessing, got {type(preprocessing).__name__}")
+        unknown = sorted(set(overrides) - set(Preprocessing.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"Detector got unknown keywords {unknown}; preprocessing fields are "
+                             f"{', '.join(Preprocessing.__dataclass_fields__)}")
+        pre = replace(preprocessing or default_preprocessing(model), **overrides)
+        input_size, score_threshold, nms_threshold = pre.input_size, pre.score_threshold, pre.nms_threshold
         try:
             self.device = torch.device(device)
         except (RuntimeError, TypeError):
@@ -152,8 +175,13 @@ class Detector:
             self.model.half()
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
-        self.pre_nms_topk = pre_nms_topk
-        self.max_detections = max_detections
+        for name in ("mean", "std"):
+            v = getattr(pre, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or (name == "std" and v <= 0):
+                raise ValueError(f"preprocessing {name} must be a finite number{' > 0' if name == 'std' else ''}, got {v!r}")
+        self.preprocessing = pre
+        self.pre_nms_topk = pre.pre_nms_topk
+        self.max_detections = pre.max_detections
         self.input_size = int(input_size)
 
     @property
@@ -185,7 +213,8 @@ class Detector:
     def preprocess(self, imgs: Sequence[np.ndarray]):
         """BGR uint8 images -> (input tensor [B, 3, S, S] on the device, letterbox scales)."""
         boxes_in, scales = zip(*(letterbox(im, self.input_size) for im in imgs))
-        x = normalise(np.stack(boxes_in)).to(self.device)
+        p = self.preprocessing
+        x = normalise(np.stack(boxes_in), p.mean, p.std, p.rgb).to(self.device)
         if self.half:
             x = x.half()
         return x, list(scales)

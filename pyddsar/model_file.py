@@ -1,7 +1,8 @@
 """The pyddsar detector file: weights + the full architecture and preprocessing config + a checksum.
 
 `save_model(model, "model.pt")` writes everything `pyddsar detect --weights model.pt` needs, so no other
-flag is required; `load_model` rebuilds the model from the stored config and refuses a file whose
+flag is required; `load_model` (the one loader of detector weights: model files, insightface SCRFD ONNX
+files and plain checkpoints) rebuilds the model from the stored config and refuses a file whose
 checksum, format or config does not match, saying what is wrong. The file is a torch.save archive of
 plain data (loaded with weights_only=True, so opening it never runs code from the file).
 """
@@ -52,7 +53,7 @@ def default_preprocessing(model) -> Preprocessing:
     p = getattr(model, "protocol", None)
     if p is None:
         return Preprocessing()
-    return Preprocessing(score_threshold=p.score_threshold, nms_threshold=p.nms_iou, pre_nms_topk=p.pre_nms_top_k,
+    return Preprocessing(score_threshold=p.score_threshold, nms_threshold=p.nms_threshold, pre_nms_topk=p.pre_nms_topk,
                          max_detections=p.max_detections)
 
 
@@ -88,20 +89,63 @@ def is_model_file(path: str) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
-def load_model(path: str, device="cpu"):
-    """-> (model, Preprocessing). ValueError when the file is missing, not a pyddsar detector file,
-    corrupt (checksum), or its weights do not fit its config."""
-    from .models import build_detector
-    from .models.presets import config_from_dict
+def load_model(path: str, name: Optional[str] = None, device="cpu"):
+    """-> (model in eval mode, Preprocessing or None): the one loader of detector weights, recognised by
+    content. A pyddsar model file (:func:`save_model`): config, weights and preprocessing from the file,
+    checksum verified; an insightface SCRFD ``.onnx`` (the config read from the graph; preprocessing
+    None: the family's own); a plain torch dict ``{"config", "state_dict"}``, which needs ``name``.
+    ``name`` (a detector preset), when given, must match what the file holds. ValueError when the file
+    is missing, corrupt, foreign or for another model."""
+    from .models import load_scrfd_onnx, presets
+    from .models.onnx_proto import is_onnx  # without importing the onnx package (0.5 s)
+    from .models.presets import matches_preset
 
+    if name is not None and name not in presets:
+        raise ValueError(f"unknown model {name!r}; use one of {', '.join(presets)}")
     if not os.path.isfile(path):
-        raise ValueError(f"no model file at {path}")
+        raise ValueError(f"weights file not found: {path}")
+    if is_onnx(path):
+        return load_scrfd_onnx(path, expect=name).to(device), None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: say so instead of a pickle traceback
-        raise ValueError(f"{path} is not a readable pyddsar model file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{path} is neither an ONNX file nor a readable pyddsar model file: not a readable "
+                         f"torch archive ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if isinstance(data, dict) and data.get("format") != FORMAT and "config" in data and "state_dict" in data:
+        return _load_plain_checkpoint(path, data, name, device), None
+    model, preprocessing = _load_model_file(path, data)
+    if name is not None and not matches_preset(model.config, name):
+        raise ValueError(f"{path} holds weights for {model.config.name!r}, not for {name!r}")
+    return model.to(device), preprocessing
+
+
+def _load_plain_checkpoint(path: str, data: dict, name: Optional[str], device):
+    from .models import build_detector
+    from .models.presets import config_from_dict, matches_preset
+
+    if name is None:
+        raise ValueError(f"{path} is a plain checkpoint without a checksum: give --model (name= in Python), "
+                         "or convert it with pyddsar.model_file.save_model")
+    try:
+        cfg = config_from_dict(data["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: its config does not describe a pyddsar detector ({e})") from None
+    if not matches_preset(cfg, name):
+        raise ValueError(f"{path} holds weights for {cfg.name!r}, not for {name!r}")
+    model = build_detector(cfg)
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit {name!r}: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def _load_model_file(path: str, data):
+    from .models import build_detector
+    from .models.presets import config_from_dict
+
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a pyddsar model file (no '{FORMAT}' tag)")
+        raise ValueError(f"{path} is not a pyddsar model file (no '{FORMAT}' tag; see pyddsar.model_file.save_model)")
     if data.get("version") != VERSION:
         raise ValueError(f"{path} has model file version {data.get('version')!r}; this pyddsar reads {VERSION}")
     for key in ("config", "preprocessing", "state_dict", "checksum"):
@@ -119,4 +163,4 @@ def load_model(path: str, device="cpu"):
         model.load_state_dict(data["state_dict"], strict=True)
     except RuntimeError as e:
         raise ValueError(f"{path}: its weights do not match its config ({str(e).splitlines()[0]})") from None
-    return model.to(device).eval(), preprocessing
+    return model.eval(), preprocessing

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -44,6 +45,85 @@ __all__ = [
 
 _FLOATS = (torch.float32, torch.float16)
 _INSIDE = {"scrfd": 0, "mmdet": 1}
+
+
+# ----------------------------------------------------------------------------------------------
+# the operators: torch.library ops whose plain eager calls skip the dispatcher
+
+
+def _plain(args) -> bool:
+    """Eager call on plain tensors: no tracing, compiling, dispatch or torch-function mode, no tensor
+    subclass (FakeTensor, FunctionalTensor, proxies) among the arguments."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    if torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled():
+        return False
+    return all(type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor))
+
+
+class _NativeOp:
+    """A ``torch.library.custom_op`` (``torch.ops.pyddsar.*``, with its fake implementation for
+    tracing and ``torch.compile``) that, called eagerly on plain tensors, runs its kernel directly.
+    The dispatcher path wraps each kernel in ``torch._dynamo.disable``, whose first use imports
+    torch's whole compiler stack: 0.9-1.5 s on the first pyddsar op of every process."""
+
+    def __init__(self, name: str, kernel):
+        self.kernel = kernel
+        self.op = custom_op(name, kernel, mutates_args=())
+
+    def register_fake(self, fn):
+        return self.op.register_fake(fn)
+
+    def __call__(self, *args):
+        device = _cuda_device(args)
+        if device is not None and not _cuda_runs():
+            # the CUDA kernels cannot run here (cuda_status says why): the CPU kernels, same results
+            moved = tuple(_to(a, torch.device("cpu")) for a in args)
+            return _to(self(*moved), device)
+        return self.kernel(*args) if _plain(args) else self.op(*args)
+
+
+def _cuda_device(args):
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.device.type == "cuda":
+            return a.device
+        if isinstance(a, torch.device) and a.type == "cuda":
+            return a
+    return None
+
+
+def _to(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, torch.device):
+        return device
+    if isinstance(value, tuple):
+        return tuple(_to(v, device) for v in value)
+    return value
+
+
+_warned_cpu_fallback = False
+
+
+def _cuda_runs() -> bool:
+    """Whether pyddsar's CUDA kernels can run; warns once (or raises, with PYDDSAR_CUDA=strict) if not."""
+    global _warned_cpu_fallback
+    from .backends import cuda_status, cuda_strict
+
+    status = cuda_status()
+    if status.usable:
+        return True
+    if cuda_strict():
+        raise ValueError(f"pyddsar's CUDA kernels cannot run: {status.reason} (PYDDSAR_CUDA=strict)")
+    if not _warned_cpu_fallback:
+        _warned_cpu_fallback = True
+        warnings.warn(f"pyddsar's CUDA kernels cannot run ({status.reason}); its ops run CUDA tensors on the CPU "
+                      "kernels (set PYDDSAR_CUDA=strict to make this an error)", RuntimeWarning, stacklevel=3)
+    return False
+
+
+def _native_op(name: str):
+    return lambda kernel: _NativeOp(name, kernel)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,16 +217,23 @@ def _levels(feature_sizes, strides, name_sizes="feature_sizes"):
         raise ValueError(f"{name_sizes} must be a sequence of (height, width) pairs, got {feature_sizes!r}")
     heights = [_nonneg_int(h, f"{name_sizes} height") for h, _ in fs]
     widths = [_nonneg_int(w, f"{name_sizes} width") for _, w in fs]
+    for v in heights + widths:
+        if v > _MAX_FEATURE:
+            raise ValueError(f"{name_sizes} must be at most {_MAX_FEATURE} per side, got {v}")
     strides = list(strides)
     if len(strides) != len(fs):
         raise ValueError(f"strides has {len(strides)} entries but {name_sizes} has {len(fs)} levels")
     for s in strides:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0:
-            raise ValueError(f"strides must be positive integers, got {strides!r}")
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 0 < s <= _MAX_FEATURE:
+            raise ValueError(f"strides must be integers in 1..{_MAX_FEATURE}, got {strides!r}")
     return heights, widths, [int(s) for s in strides]
 
 
-@custom_op("pyddsar::anchors", mutates_args=())
+_MAX_FEATURE = 1 << 20  # per side and per stride, as the native anchors check (no int64 overflow)
+_MAX_ANCHORS = (1 << 31) - 1
+
+
+@_native_op("pyddsar::anchors")
 def _anchors_op(
     heights: List[int], widths: List[int], strides: List[int], sizes: List[float], num_sizes: int, device: torch.device
 ) -> torch.Tensor:
@@ -168,7 +255,7 @@ def _(heights, widths, strides, sizes, num_sizes, device):
     return torch.empty((n, 4), dtype=torch.float32, device=device)
 
 
-@custom_op("pyddsar::anchor_centers", mutates_args=())
+@_native_op("pyddsar::anchor_centers")
 def _anchor_centers_op(
     heights: List[int], widths: List[int], strides: List[int], num_anchors: int, device: torch.device
 ) -> torch.Tensor:
@@ -245,8 +332,8 @@ def anchors(
 def anchor_centers(feature_sizes, strides=(8, 16, 32), num_anchors: int = 2, *, device=None, dtype=torch.float32):
     """Centres ``[N, 2]`` of the anchors of :func:`anchors` (same order), each repeated ``num_anchors`` times."""
     heights, widths, strides = _levels(feature_sizes, strides)
-    if isinstance(num_anchors, bool) or not isinstance(num_anchors, numbers.Integral) or num_anchors <= 0:
-        raise ValueError(f"num_anchors must be a positive integer, got {num_anchors!r}")
+    if isinstance(num_anchors, bool) or not isinstance(num_anchors, numbers.Integral) or not 0 < num_anchors <= _MAX_ANCHORS:
+        raise ValueError(f"num_anchors must be an integer in 1..{_MAX_ANCHORS}, got {num_anchors!r}")
     out = _anchor_centers_op(heights, widths, strides, int(num_anchors), _device(device))
     return out.to(_out_dtype(dtype))
 
@@ -261,7 +348,7 @@ def num_anchors_per_level(feature_sizes, num_anchors: int = 2) -> List[int]:
 # box coding
 
 
-@custom_op("pyddsar::distance2bbox", mutates_args=())
+@_native_op("pyddsar::distance2bbox")
 def _distance2bbox_op(points: torch.Tensor, distances: torch.Tensor, max_shape: Optional[List[float]]) -> torch.Tensor:
     _check_values(points, "points", boxes=False)
     _check_values(distances, "distances", boxes=False)
@@ -313,7 +400,7 @@ def distance2bbox(points: torch.Tensor, distances: torch.Tensor, max_shape=None)
     return _distance2bbox_op(points, distances, max_shape)
 
 
-@custom_op("pyddsar::bbox2distance", mutates_args=())
+@_native_op("pyddsar::bbox2distance")
 def _bbox2distance_op(points: torch.Tensor, boxes: torch.Tensor, max_dis: float, eps: float) -> torch.Tensor:
     _check_values(points, "points", boxes=False)
     _check_values(boxes, "boxes", boxes=False)
@@ -354,7 +441,7 @@ def bbox2distance(points: torch.Tensor, boxes: torch.Tensor, max_dis=None, eps: 
 # IoU
 
 
-@custom_op("pyddsar::box_iou", mutates_args=())
+@_native_op("pyddsar::box_iou")
 def _box_iou_op(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     _check_values(boxes1, "boxes1", boxes=True)
     _check_values(boxes2, "boxes2", boxes=True)
@@ -387,6 +474,10 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
 # NMS
 
 
+#: The largest suppression mask CUDA NMS allocates (about 46,000 boxes); larger inputs are refused.
+CUDA_NMS_MASK_BYTES = 256 << 20
+
+
 def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Tensor], thr: float,
               max_keep: int = -1) -> torch.Tensor:
     if boxes.device.type == "cuda":  # the CPU kernel checks values itself, in the same words
@@ -403,6 +494,11 @@ def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Te
         sb = b[order].contiguous()
         sc = c[order].contiguous() if c is not None else None
         words = (n + 63) // 64
+        need = (n * words + words) * 8
+        if need > CUDA_NMS_MASK_BYTES:  # the suppression mask grows as n^2 / 8 bytes
+            raise ValueError(f"CUDA NMS of {n:,} boxes needs a {need / 2**30:.2f} GiB suppression mask (limit "
+                             f"{CUDA_NMS_MASK_BYTES / 2**30:.2f} GiB): keep the top-scoring boxes first (pre_nms_topk) "
+                             "or run it on the CPU")
         mask = torch.empty(n * words + words, dtype=torch.int64, device=b.device)  # mask rows + removed set
         keep = torch.empty(n, dtype=torch.int64, device=b.device)
         count = torch.empty(1, dtype=torch.int64, device=b.device)
@@ -419,7 +515,7 @@ def _nms_impl(boxes: torch.Tensor, scores: torch.Tensor, idxs: Optional[torch.Te
     return keep[:count].clone()
 
 
-@custom_op("pyddsar::nms", mutates_args=())
+@_native_op("pyddsar::nms")
 def _nms_op(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, max_keep: int = -1) -> torch.Tensor:
     # max_keep >= 0 stops after that many kept boxes (the first max_keep of a full NMS, found sooner)
     return _nms_impl(boxes, scores, None, iou_threshold, max_keep)
@@ -431,7 +527,7 @@ def _(boxes, scores, iou_threshold, max_keep=-1):
     return boxes.new_empty((n,), dtype=torch.int64)
 
 
-@custom_op("pyddsar::batched_nms", mutates_args=())
+@_native_op("pyddsar::batched_nms")
 def _batched_nms_op(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float,
                     max_keep: int = -1) -> torch.Tensor:
     return _nms_impl(boxes, scores, idxs, iou_threshold, max_keep)
@@ -443,12 +539,20 @@ def _(boxes, scores, idxs, iou_threshold, max_keep=-1):
     return boxes.new_empty((n,), dtype=torch.int64)
 
 
+#: Greedy NMS is quadratic in the worst case (measured on the CPU: 100,000 random boxes 2.4 s,
+#: 300,000 21 s): more boxes are refused up front; keep the top-scoring ones first (pre_nms_topk).
+NMS_MAX_BOXES = 300_000
+
+
 def _nms_args(boxes, scores, iou_threshold):
     _tensor(boxes, "boxes", last=4, ndim=2)
     _tensor(scores, "scores", ndim=1)
     _same([(boxes, "boxes"), (scores, "scores")])
     if scores.shape[0] != boxes.shape[0]:
         raise ValueError(f"boxes has {boxes.shape[0]} rows but scores has {scores.shape[0]} entries")
+    if boxes.shape[0] > NMS_MAX_BOXES:
+        raise ValueError(f"NMS of {boxes.shape[0]:,} boxes would take minutes (greedy NMS is quadratic; limit "
+                         f"pyddsar.ops.NMS_MAX_BOXES = {NMS_MAX_BOXES:,}): keep the top-scoring boxes first (pre_nms_topk)")
     return _threshold(iou_threshold, "iou_threshold")
 
 
@@ -521,7 +625,7 @@ def postprocess(
 # ATSS
 
 
-@custom_op("pyddsar::atss_assign", mutates_args=())
+@_native_op("pyddsar::atss_assign")
 def _atss_op(
     anchors: torch.Tensor,
     num_anchors_per_level: List[int],
@@ -575,7 +679,7 @@ def atss_assign(
     topk: int = 9,
     inside: str = "scrfd",
     ignore: Optional[torch.Tensor] = None,
-    ignore_iof_thr: float = 0.5,
+    ignore_iof_thr: float = -1.0,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """ATSS assignment (Zhang et al. 2020; mmdet's ``ATSSAssigner``; SPEC section 4).
 
@@ -587,9 +691,10 @@ def atss_assign(
     ``min(l, t, r, b) / sqrt(max(w * h, 1e-4)) > 0.001``, ``"mmdet"`` requires ``min(l, t, r, b) > 0.01``.
     An anchor positive for several faces goes to the highest IoU (equal IoUs: lower face index).
 
-    ``ignore`` (``[K, 4]``): anchors whose intersection over their own area with an ignore box exceeds
-    ``ignore_iof_thr`` are never candidates and are marked -1 (mmdet's ``gt_bboxes_ignore``), also when
-    there are no faces.
+    ``ignore`` (``[K, 4]``): when ``ignore_iof_thr > 0`` and there are faces, anchors whose intersection
+    over their own area with an ignore box exceeds ``ignore_iof_thr`` are never candidates and are
+    marked -1 (mmdet's ``gt_bboxes_ignore``). As in mmdet's ATSSAssigner (default -1, which SCRFD's
+    configs keep), a threshold <= 0 ignores nothing, and with no faces every anchor is negative.
 
     Returns ``(assigned, max_iou)``: ``assigned`` int64 ``[N]`` with 0 = negative, -1 = ignored,
     ``j + 1`` = face ``j``; ``max_iou`` float32 ``[N]``, the IoU with the assigned face (0 elsewhere).
@@ -618,5 +723,7 @@ def atss_assign(
         raise ValueError(f"topk must be an integer in [1, 32], got {topk!r}")
     if inside not in _INSIDE:
         raise ValueError(f"inside must be 'scrfd' or 'mmdet', got {inside!r}")
-    thr = _threshold(ignore_iof_thr, "ignore_iof_thr")
-    return _atss_op(anchors, levels, gt_boxes, int(topk), inside, ignore, thr)
+    thr = _threshold(ignore_iof_thr, "ignore_iof_thr", lo=-1.0)
+    if thr <= 0 or gt_boxes.shape[0] == 0:  # mmdet: `ignore_iof_thr > 0` and `num_gt == 0` (all negative)
+        ignore = None
+    return _atss_op(anchors, levels, gt_boxes, int(topk), inside, ignore, max(thr, 0.0))

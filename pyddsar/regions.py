@@ -39,13 +39,20 @@ def linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: int 
     560134574838141912
     """
     args = _layer_args(input_shape, kernel, stride, filters)
-    return _core.linear_regions(*args, max_states=int(max_states))
+    return _core.linear_regions(*args, max_states=_max_states(max_states))
 
 
 def log_linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: int = 0) -> float:
     """Natural log of :func:`linear_regions`, computed in log space (the integer is never built)."""
     args = _layer_args(input_shape, kernel, stride, filters)
-    return _core.log_linear_regions(*args, max_states=int(max_states))
+    return _core.log_linear_regions(*args, max_states=_max_states(max_states))
+
+
+def _max_states(value) -> int:
+    """0 (the built-in limit) or a positive integer; anything else is a ValueError, not a default."""
+    if value == 0 and not isinstance(value, bool) and isinstance(value, int):
+        return 0
+    return positive_int(value, "max_states")
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,20 @@ class ScoreReport:
     def to_json(self, indent=None) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def figure(self):
+        """Bar chart of each stage's weighted term (a matplotlib Figure; see :mod:`pyddsar.plots`)."""
+        from .plots import bar_figure
+
+        return bar_figure([s.name for s in self.stages], [s.weighted for s in self.stages],
+                          title=f"DDSAR-Score ({self.variant}) per stage, total {self.total:.6g}",
+                          ylabel="weighted term")
+
+    def write_png(self, path: str) -> None:
+        """Save :meth:`figure` as a PNG at `path`."""
+        from .plots import save_png
+
+        save_png(self.figure(), path)
+
     def __str__(self) -> str:
         w, h = self.resolution
         head = [
@@ -182,12 +196,15 @@ def _real(value, name: str) -> float:
     return value
 
 
+MAX_ALPHA = 1e6
+
+
 def _check_alpha(alpha, variant: str) -> float:
     if alpha is None:
         return DEFAULT_ALPHA[variant]
     alpha = _real(alpha, "alpha")
-    if alpha < 0:
-        raise ValueError(f"alpha must be non-negative, got {alpha}")
+    if not 0 <= alpha <= MAX_ALPHA:
+        raise ValueError(f"alpha must be non-negative and at most {MAX_ALPHA:g} (FS would swamp SAE beyond, and overflow), got {alpha}")
     return alpha
 
 
@@ -233,11 +250,7 @@ def _check_resolution(resolution) -> tuple:
 
 
 def _check_arch(arch) -> Arch:
-    if isinstance(arch, Arch):
-        return arch
-    if isinstance(arch, str):
-        return Arch.parse(arch)
-    raise ValueError(f"expected a pyddsar.Arch or a structure string, got {type(arch).__name__}")
+    return Arch.load(arch)
 
 
 def _probe_text(probe) -> str:

@@ -15,131 +15,92 @@ import json
 import math
 import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 from typing import Callable, Mapping, Optional, Tuple, Union
 
 from . import _core
 from ._atomic import write_text
-from .arch import BLOCK_TYPES, Arch, Block
+from ._validate import int_at_least
+from .arch import Arch, Block
 from .score import ScoreReport, _scorer, score_report
+from .search_space import (  # noqa: F401  (SPACES, BUDGETS and SearchSpace are re-exported)
+    BUDGET_PRESETS, BUDGETS, DEFAULT_MAX_WIDTH_RATIO, SPACES, SearchSpace, budget_flops_of, check_budget_check, checked_budget, default_seed,
+    default_space, default_variant, parse_budget, resolve_space,
+)
 
+MAX_POPULATION = 1_000_000
 CHECKPOINT_FORMAT = "pyddsar-search-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+
+
+#: The published backbone of each budget (what a search should at least match).
+PUBLISHED = MappingProxyType({k: p.published for k, p in BUDGET_PRESETS.items()})
 
 
 @dataclass(frozen=True)
-class SearchSpace:
-    """What a mutation may produce. Stage blocks (C2..C5) draw their type, kernel and expansion from
-    the lists; out channels and bottlenecks are scaled by one of `channel_factors`, rounded to a
-    multiple of 8 and clamped to their ranges; layers move by at most `max_layer_step`. The stem
-    stays a stride-2 3x3 Conv; with `mutate_stem` its channels and layers change too. Every block
-    but the stem has stride 2 (stem + 4 stages, strides 4..32)."""
+class Constraints:
+    """Limits a search keeps beyond its space and budget; a child that breaks one is dropped.
 
-    name: str
-    types: Tuple[str, ...]
-    kernels: Tuple[int, ...] = (3, 5, 7)
-    expansions: Tuple[int, ...] = (1,)
-    min_channels: int = 8
-    max_channels: int = 256
-    min_bottleneck: int = 8
-    max_bottleneck: int = 256
-    max_block_layers: int = 5
-    max_total_layers: int = 20
-    mutate_stem: bool = True
-    stem_min_channels: int = 8
-    stem_max_channels: int = 64
-    stem_max_layers: int = 2
-    channel_factors: Tuple[float, ...] = (2.5, 2.0, 1.5, 1.25, 1.0, 0.8, 2.0 / 3.0, 0.5, 0.4)
-    max_layer_step: int = 2
-    seed: str = ""  # structure string the initial population is mutated from
-    description: str = ""
+    min_widths: minimum out channels of (stem, C2, C3, C4, C5), or None; non_decreasing_widths:
+    out channels stem <= C2 <= ... <= C5; max_width_ratio: out channels of C3, C4 and C5 at most
+    this many times the previous stage's (None: no limit); max_layers / max_block_layers: override
+    the space's total and per-stage layer limits; params_budget: at most this many parameters."""
+
+    min_widths: Optional[Tuple[int, int, int, int, int]] = None
+    non_decreasing_widths: bool = False
+    max_width_ratio: Optional[float] = None
+    max_layers: Optional[int] = None
+    max_block_layers: Optional[int] = None
+    params_budget: Optional[int] = None
+
+    def __post_init__(self):
+        if self.min_widths is not None:
+            widths = self.min_widths
+            if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) != 5:
+                raise ValueError(f"min_widths needs 5 numbers (stem, C2, C3, C4, C5), got {widths!r}")
+            object.__setattr__(self, "min_widths", tuple(int_at_least(w, f"min_widths[{i}]", 0) for i, w in enumerate(widths)))
+            for i, w in enumerate(self.min_widths):
+                if w > 8192:
+                    raise ValueError(f"min_widths[{i}] = {w} is above 8192, the widest block pyddsar builds")
+        if not isinstance(self.non_decreasing_widths, bool):
+            raise ValueError(f"non_decreasing_widths must be True or False, got {self.non_decreasing_widths!r}")
+        r = self.max_width_ratio
+        if r is not None:
+            if isinstance(r, bool) or not isinstance(r, numbers.Real) or not math.isfinite(r) or not 1 <= r <= 1024:
+                raise ValueError(f"max_width_ratio must be a number in 1..1024 (or None), got {r!r}")
+            object.__setattr__(self, "max_width_ratio", float(r))
+        if self.max_layers is not None:
+            object.__setattr__(self, "max_layers", int_at_least(self.max_layers, "max_layers", 5))
+        if self.max_block_layers is not None:
+            object.__setattr__(self, "max_block_layers", int_at_least(self.max_block_layers, "max_block_layers", 1))
+            if self.max_block_layers > 64:
+                raise ValueError(f"max_block_layers must be at most 64, got {self.max_block_layers}")
+        if self.params_budget is not None:
+            object.__setattr__(self, "params_budget", int_at_least(self.params_budget, "params_budget", 1))
+
+    def apply(self, space: SearchSpace) -> SearchSpace:
+        """The space with the layer limits overridden."""
+        changes = {}
+        if self.max_layers is not None:
+            changes["max_total_layers"] = self.max_layers
+        if self.max_block_layers is not None:
+            changes["max_block_layers"] = self.max_block_layers
+        return replace(space, **changes) if changes else space
 
     def native(self):
-        s = _core.SearchSpace()
-        for name in (
-            "kernels", "expansions", "min_channels", "max_channels", "min_bottleneck", "max_bottleneck",
-            "max_block_layers", "max_total_layers", "mutate_stem", "stem_min_channels", "stem_max_channels",
-            "stem_max_layers", "max_layer_step",
-        ):
-            setattr(s, name, getattr(self, name))
-        s.channel_factors = [float(f) for f in self.channel_factors]
-        for t in self.types:
-            if t not in BLOCK_TYPES[1:]:
-                raise ValueError(f"search space {self.name!r}: stage type {t!r} is not one of Res, Btn, MB")
-        s.types = [BLOCK_TYPES.index(t) for t in self.types]
-        try:
-            s.validate()
-        except ValueError as e:
-            raise ValueError(f"search space {self.name!r}: {e}") from None
-        return s
+        c = _core.Constraints()
+        c.min_out = list(self.min_widths) if self.min_widths is not None else []
+        c.non_decreasing = self.non_decreasing_widths
+        c.max_width_ratio = self.max_width_ratio or 0.0
+        return c
 
-    def smallest(self) -> Arch:
-        """The cheapest network of the space (minimal channels, one layer each, kernel and expansion
-        minimal): a budget below its FLOPs cannot be searched."""
-        k, e, t = min(self.kernels), min(self.expansions) if "MB" in self.types else 1, self.types[0]
-        cheapest = None
-        for t in self.types:
-            blocks = [Block("Conv", 3, 3, self.stem_min_channels, 2, 0, 1)]
-            c = self.stem_min_channels
-            for _ in range(4):
-                blocks.append(Block(t, k, c, self.min_channels, 2, self.min_bottleneck, 1, e if t == "MB" else 1))
-                c = self.min_channels
-            arch = Arch(tuple(blocks))
-            if cheapest is None or arch.flops() < cheapest.flops():
-                cheapest = arch
-        return cheapest
+    def why_violated(self, arch: Arch) -> str:
+        """'' when `arch` keeps the width constraints (the others belong to the space and budget)."""
+        return self.native().why_violated(arch._native)
 
-    def contains(self, arch: Arch) -> bool:
-        return not self.native().why_outside(arch._native)
-
-
-#: The search spaces of the paper's backbones. `mb` holds the 0.5G backbone (out channels up to 256,
-#: the release's cap of 128 would exclude its 160-channel C5); `res-btn` the 2.5/10/34G ones.
-SPACES: Mapping[str, SearchSpace] = MappingProxyType(
-    {
-        "mb": SearchSpace(
-            name="mb",
-            types=("MB",),
-            kernels=(3, 5, 7),
-            expansions=(1, 2, 4, 6),
-            max_channels=256,
-            max_bottleneck=256,
-            max_block_layers=5,
-            max_total_layers=14,
-            stem_max_channels=64,
-            stem_max_layers=2,
-            seed="SuperConvK3BNRELU(3,32,2,1)SuperResIDWE1K3(32,32,2,8,1)SuperResIDWE4K3(32,48,2,32,1)"
-            "SuperResIDWE1K3(48,96,2,48,1)SuperResIDWE1K3(96,128,2,96,1)",
-            description="MB (inverted residual) stages, expansion {1,2,4,6}, kernels {3,5,7}, out channels "
-            "8..256, bottleneck 8..256, 1..5 layers per stage, at most 14 layers in all (the 0.5G space)",
-        ),
-        "res-btn": SearchSpace(
-            name="res-btn",
-            types=("Res", "Btn"),
-            kernels=(3, 5, 7),
-            max_channels=1024,
-            max_bottleneck=256,
-            max_block_layers=6,
-            max_total_layers=20,
-            stem_max_channels=64,
-            stem_max_layers=2,
-            seed="SuperConvK3BNRELU(3,24,2,2)SuperResK3K3(24,32,2,32,3)SuperResK3K3(32,48,2,64,2)"
-            "SuperResK3K3(48,64,2,128,2)SuperResK3K3(64,128,2,16,3)",
-            description="Res (basic) and Btn (bottleneck) stages, kernels {3,5,7}, out channels 8..1024, "
-            "bottleneck 8..256, 1..6 layers per stage, at most 20 layers in all (the 2.5/10/34G space)",
-        ),
-    }
-)
-
-#: Backbone budgets at 640x480 (MACs) and the space each was searched in.
-BUDGETS: Mapping[str, Tuple[int, str]] = MappingProxyType(
-    {"0.5g": (403_000_000, "mb"), "2.5g": (2_118_000_000, "res-btn"), "10g": (8_659_000_000, "res-btn"),
-     "34g": (26_787_000_000, "res-btn")}
-)
-
-#: The published backbone of each budget (what a search should at least match).
-PUBLISHED = MappingProxyType({"0.5g": "ddsar-0.5g", "2.5g": "ddsar-2.5g", "10g": "ddsar-10g", "34g": "ddsar-34g"})
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -147,18 +108,23 @@ class SearchResult:
     best: Arch
     score: float
     report: Optional[ScoreReport]  # None with a custom score_fn
-    flops: int
+    flops: int  # MACs at 640x480 (pyddsar's counting)
     params: int
     history: Tuple[Tuple[int, float, float], ...]  # (iteration, best, mean) of the best run
     seed: int
     space: str
-    budget_flops: int
+    budget_flops: int  # MACs at 640x480: the preset's or the number asked
     elapsed_s: float
     iterations: int  # iterations run (fewer than asked when interrupted)
     interrupted: bool = False
     runs: Tuple[Tuple[int, float], ...] = ()  # (seed, best score) of every independent run
     counters: Mapping[str, int] = field(default_factory=dict)  # accepted / over_budget / ... (best run)
     settings: Mapping[str, object] = field(default_factory=dict)
+    constraints: Constraints = Constraints()
+    budget_check: Mapping[str, object] = field(default_factory=dict)  # what the loop compared: flops, resolution, counting
+    budget_latency_ms: Optional[float] = None  # the latency budget (None: none)
+    predicted_latency_ms: Optional[float] = None  # the best's latency predicted by the table (None: no table)
+    latency: Mapping[str, object] = field(default_factory=dict)  # what was predicted: of, device, runtime, size
 
     def to_dict(self) -> dict:
         return {
@@ -168,7 +134,12 @@ class SearchResult:
             "flops": self.flops,
             "params": self.params,
             "budget_flops": self.budget_flops,
+            "budget_check": dict(self.budget_check),
+            "budget_latency_ms": self.budget_latency_ms,
+            "predicted_latency_ms": self.predicted_latency_ms,
+            "latency": dict(self.latency),
             "space": self.space,
+            "constraints": self.constraints.to_dict(),
             "seed": self.seed,
             "iterations": self.iterations,
             "interrupted": self.interrupted,
@@ -186,69 +157,103 @@ class SearchResult:
 
 
 # -- argument checks -----------------------------------------------------------------------------
-def _int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be at least {low}, got {value}")
-    return int(value)
-
-
 def resolve_budget(budget, space=None) -> Tuple[int, SearchSpace]:
-    """(FLOPs budget, space) from a preset name ('0.5g') or a number of MACs at 640x480."""
-    if isinstance(budget, str):
-        key = budget.lower()
-        if key not in BUDGETS:
-            raise ValueError(f"unknown budget {budget!r}; use one of {', '.join(BUDGETS)} or a number of MACs at 640x480")
-        flops, default_space = BUDGETS[key]
-    elif isinstance(budget, numbers.Real) and not isinstance(budget, bool):
-        if not math.isfinite(budget) or budget <= 0:
-            raise ValueError(f"budget must be a positive number of MACs at 640x480, got {budget!r}")
-        flops = int(budget)
-        default_space = "mb" if flops <= 1_000_000_000 else "res-btn"
-    else:
-        raise ValueError(f"budget must be a preset name ({', '.join(BUDGETS)}) or a number, got {budget!r}")
-    if space is None:
-        space = default_space
-    if isinstance(space, str):
-        if space not in SPACES:
-            raise ValueError(f"unknown search space {space!r}; use one of {', '.join(SPACES)} or a SearchSpace")
-        space = SPACES[space]
-    elif not isinstance(space, SearchSpace):
-        raise ValueError(f"space must be a name ({', '.join(SPACES)}) or a SearchSpace, got {space!r}")
+    """(MACs at 640x480, space) from a preset name ('0.5g'), a number, or a string such as '403m'."""
+    budget = parse_budget(budget)
+    space = resolve_space(default_space(budget) if space is None else space)
     space.native()  # validates the space before anything is built from it
-    smallest = space.smallest()
-    if smallest.flops() > flops:
-        raise ValueError(
-            f"budget {flops:,} MACs is below the smallest network of the {space.name!r} space "
-            f"({smallest.flops():,} MACs at 640x480: {smallest})"
-        )
+    flops = BUDGET_PRESETS[budget].flops if isinstance(budget, str) else budget
     return flops, space
 
 
-def _seed_arch(space: SearchSpace, seed_arch, budget_flops: int, params_budget: int) -> Arch:
+def _smallest_keeping(space: SearchSpace, constraints: Constraints, check: str) -> Arch:
+    """The cheapest network of the space that keeps the width constraints."""
+    arch = space.smallest(check)
+    if constraints.min_widths is None and not constraints.non_decreasing_widths:
+        return arch
+    blocks, prev = [], 0
+    for i, b in enumerate(arch.blocks):
+        if i == 0 and not space.mutate_stem:  # a fixed stem stays as the space's seed has it
+            blocks.append(b)
+            prev = b.out_channels
+            continue
+        lo, hi = (space.stem_min_channels, space.stem_max_channels) if i == 0 else (space.min_channels, space.max_channels)
+        w = max(lo, constraints.min_widths[i] if constraints.min_widths else 0, prev if constraints.non_decreasing_widths else 0)
+        w = -(-w // 8) * 8
+        if w > hi:
+            raise ValueError(f"constraints ask block {i} for at least {w} channels; the {space.name!r} space allows {hi}")
+        blocks.append(Block(b.type, b.kernel, blocks[-1].out_channels if blocks else 3, w, b.stride, b.bottleneck, b.layers, b.expansion))
+        prev = w
+    return Arch(tuple(blocks))
+
+
+@dataclass(frozen=True)
+class _LatencyBudget:
+    table: object  # pyddsar.latency.LatencyTable
+    ms: float
+    detector: bool
+
+    def over(self, arch: Arch) -> bool:
+        """Whether `arch` is over the budget; ValueError when the table cannot predict it."""
+        return self.table.predict(arch, detector=self.detector) > self.ms
+
+
+def _fits(space: SearchSpace, arch: Arch, check: Tuple[str, int], constraints: Constraints,
+          latency: Optional[_LatencyBudget] = None) -> bool:
+    params_budget = constraints.params_budget or 0
+    if latency is not None and latency.table.missing(arch, latency.detector):
+        return False
+    return (budget_flops_of(arch, check[0]) <= check[1] and not (params_budget and arch.params() > params_budget)
+            and not space.why_outside(arch) and not constraints.why_violated(arch)
+            and not (latency is not None and latency.over(arch)))
+
+
+def _children_fit(space: SearchSpace, arch: Arch, check: Tuple[str, int], constraints: Constraints,
+                  latency: Optional[_LatencyBudget] = None, tries: int = 500) -> bool:
+    """Whether some one-mutation child of `arch` fits: only children become members, so a seed over
+    the budget still works when its children come under it (as two of the release's seeds do)."""
+    native = space.native()
+    return any(_fits(space, Arch._from_native_tuples(t), check, constraints, latency)
+               for t in native.mutate(arch._native, 0, tries, 1))
+
+
+def _seed_arch(space: SearchSpace, seed_arch, budget, check: Tuple[str, int], constraints: Constraints,
+               latency: Optional[_LatencyBudget] = None) -> Arch:
     if seed_arch is not None:
-        arch = Arch.parse(seed_arch) if not isinstance(seed_arch, Arch) else seed_arch
-        why = space.native().why_outside(arch._native)
+        arch = Arch.load(seed_arch)
+        why = space.why_outside(arch)
         if why:
             raise ValueError(f"seed_arch is outside the {space.name!r} space: {why}")
+        if latency is not None:
+            latency.table.predict(arch, detector=latency.detector)  # ValueError naming what the table lacks
+        if not _fits(space, arch, check, constraints, latency) and not _children_fit(space, arch, check, constraints, latency):
+            raise ValueError(f"no child of seed_arch fits the budget and the constraints ({arch})")
         return arch
-    arch = Arch.parse(space.seed) if space.seed else space.smallest()
-    if arch.flops() > budget_flops or (params_budget and arch.params() > params_budget):
-        arch = space.smallest()  # the default seed does not fit a small budget: start from the bottom
+    text = default_seed(budget, space)
+    arch = Arch.parse(text) if text else _smallest_keeping(space, constraints, check[0])
+    if not space.why_outside(arch) and (_fits(space, arch, check, constraints, latency)
+                                        or _children_fit(space, arch, check, constraints, latency)):
+        return arch
+    arch = _smallest_keeping(space, constraints, check[0])  # the default seed is far from this budget: start from the bottom
+    if latency is not None:
+        ms = latency.table.predict(arch, detector=latency.detector)  # ValueError naming what the table lacks
+        if ms > latency.ms:
+            raise ValueError(f"latency budget {latency.ms:g} ms is below the smallest network of the {space.name!r} "
+                             f"space under these constraints (predicted {ms:.3f} ms: {arch})")
+    if not _fits(space, arch, check, constraints, latency):
+        raise ValueError(
+            f"budget {check[1]:,} MACs ({check[0]} check) is below the smallest network of the {space.name!r} space "
+            f"under these constraints ({budget_flops_of(arch, check[0]):,.0f} MACs: {arch})"
+        )
     return arch
-
-
-def _arch_from_tuples(blocks) -> Arch:
-    return Arch(tuple(Block(BLOCK_TYPES[t], k, i, o, s, b, n, e) for t, k, i, o, s, b, n, e in blocks))
 
 
 def _python_score(score_fn: Callable[[Arch], float]):
     def call(blocks):
-        value = score_fn(_arch_from_tuples(blocks))
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise ValueError(f"score_fn must return a finite float, got {value!r}")
-        return float(value)
+        value = score_fn(Arch._from_native_tuples(blocks))
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"score_fn must return a float, got {value!r}")
+        return float(value)  # a non-finite value marks the child unscorable (counted, not fatal)
 
     return call
 
@@ -264,7 +269,7 @@ def _checkpoint_dict(settings: dict, runs, elapsed: float) -> dict:
             {
                 "seed": seed,
                 "iteration": evo.iteration,
-                "population": [[str(_arch_from_tuples(t)), s] for t, s in evo.population()],
+                "population": [[str(Arch._from_native_tuples(t)), s] for t, s in evo.population()],
                 "history": [list(h) for h in evo.history()],
                 "counters": evo.counters(),
                 "rng_state": evo.rng_state(),
@@ -281,7 +286,7 @@ def load_checkpoint(path: str) -> dict:
             data = json.load(f)
     except FileNotFoundError:
         raise ValueError(f"no checkpoint at {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"checkpoint {path} is corrupt ({e}); delete it or start without --resume") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a pyddsar search checkpoint")
@@ -298,10 +303,20 @@ def _restore(evo, run: dict, path: str) -> None:
         population = [([b._native_tuple() for b in Arch.parse(text).blocks], float(score)) for text, score in run["population"]]
         evo.restore(
             population, int(run["iteration"]), [tuple(h) for h in run["history"]],
-            {k: int(v) for k, v in run["counters"].items()}, str(run["rng_state"]),
+            {"untabled": 0, **{k: int(v) for k, v in run["counters"].items()}}, str(run["rng_state"]),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"checkpoint {path} is corrupt ({e}); delete it or start without --resume") from None
+
+
+def _compare_settings(saved: dict, settings: dict, path: str, iterations: int, runs: list) -> None:
+    """A checkpoint resumes only the same search; `iterations` may grow (continue a finished search)."""
+    mine = json.loads(json.dumps(settings))
+    changed = sorted(k for k in set(mine) | set(saved) if k != "iterations" and json.dumps(mine.get(k)) != json.dumps(saved.get(k)))
+    if changed:
+        raise ValueError(f"checkpoint {path} was written by a different search (differs in: {', '.join(changed)})")
+    if len(runs) != len(saved.get("runs", runs)):
+        raise ValueError(f"checkpoint {path} is corrupt (run count)")
 
 
 # -- the search ----------------------------------------------------------------------------------
@@ -311,15 +326,26 @@ def search(
     iterations: int = 96000,
     population: int = 256,
     seed: int = 0,
-    variant: str = "paper",
+    variant: Optional[str] = None,
     alpha=None,
     lambdas=None,
     score_fn: Optional[Callable[[Arch], float]] = None,
     *,
     resolution=(224, 224),
     fs_probe=None,
-    params_budget: Optional[int] = None,
+    constraints: Optional[Constraints] = None,
+    min_widths=None,
+    non_decreasing_widths: Optional[bool] = None,
+    max_width_ratio: Optional[float] = None,
     max_layers: Optional[int] = None,
+    max_block_layers: Optional[int] = None,
+    params_budget: Optional[int] = None,
+    budget_params: Optional[int] = None,
+    budget_latency_ms: Optional[float] = None,
+    latency_table=None,
+    latency_of: Optional[str] = None,
+    allow_foreign_table: bool = False,
+    budget_check: str = "pyddsar",
     seed_arch=None,
     restarts: int = 1,
     log_every: int = 1000,
@@ -331,33 +357,76 @@ def search(
 ) -> SearchResult:
     """Evolutionary search for the backbone with the highest DDSAR-Score under a FLOPs budget.
 
-    budget: "0.5g" / "2.5g" / "10g" / "34g" (403 / 2118 / 8659 / 26787 M MACs at 640x480) or a number
-    of MACs at 640x480. space: "mb", "res-btn" or a SearchSpace (default: the budget's). The score is
-    :func:`pyddsar.score` with `variant`, `alpha`, `lambdas`, `resolution` and `fs_probe`, or
-    `score_fn(arch) -> float` (a Python callable: slower, runs one search at a time).
-    params_budget: optional parameter budget; max_layers: overrides the space's total-layer limit.
+    budget: "0.5g" / "2.5g" / "10g" / "34g" (the published budgets, 403 / 2118 / 8659 / 26787 M MACs at
+    640x480), or MACs at 640x480 as a number or a string ("403m", "1g", "2.1e9"). space: a name of
+    SPACES or a SearchSpace (default: the budget's). budget_check: "pyddsar" (MACs at 640x480) or
+    "release" (the release's own numbers and FLOPs counting at 224x224); `result.budget_check`
+    says what was compared.
+    The score is :func:`pyddsar.score` with `variant` (None: "damofd-release" in damofd-mb, else
+    "paper"), `alpha`, `lambdas`, `resolution` and `fs_probe`, or `score_fn(arch) -> float` (a Python callable: slower, runs one search at a time;
+    a non-finite value marks the child unscorable, an exception stops the search with the iteration
+    undone, the checkpoint saved, and propagates).
+    Constraints (each also a keyword): min_widths (stem, C2..C5), non_decreasing_widths (None: True),
+    max_width_ratio (None: 2.5; 0: no limit), max_layers, max_block_layers, params_budget;
+    `constraints=Constraints(...)` gives them all at once (and nothing by default).
     restarts: independent searches with seeds seed, seed+1, ... run on separate threads; the best
     of all is returned. The same seed gives the same result, bit for bit, on the same build.
-    progress(iteration, iterations, best, rate) is called after every chunk; checkpoint: a path the
-    state is written to (atomically) after the first chunk, then at most every `checkpoint_every_s`
-    seconds, at the end and on Ctrl-C; resume: continue from it.
+    progress(iteration, iterations, best, rate) is called after every chunk (best is None while no
+    child has been accepted); checkpoint: a path the state is written to (atomically) after the
+    first chunk, then at most every `checkpoint_every_s` seconds, at the end and when stopped;
+    resume: continue from it (with a larger `iterations`, a finished search goes on).
     Ctrl-C (KeyboardInterrupt) stops after the current chunk and returns the best so far
     (`interrupted=True`).
+    Latency and parameter budgets (docs/search.md, "Latency budgets"): budget_latency_ms with
+    latency_table (a path or :class:`pyddsar.latency.LatencyTable` built on this machine; one from
+    another device, runtime or thread count is refused unless allow_foreign_table) keeps children
+    whose latency predicted from the table is at most that many ms; latency_of "detector" (the
+    default when the table has the neck and head) or "backbone". budget_params: at most this many
+    parameters. The budgets combine; ``budget=None`` drops the FLOPs budget (up to the table's
+    max_flops). Children with an operation the table lacks are dropped (counted as `untabled`;
+    ``result.settings["first_untabled"]`` names the first). For a list of budgets see :func:`search_family`.
     """
-    budget_flops, space = resolve_budget(budget, space)
-    iterations = _int(iterations, "iterations", 0)
-    population = _int(population, "population", 1)
-    seed = _int(seed, "seed", 0)
-    restarts = _int(restarts, "restarts", 1)
-    log_every = _int(log_every, "log_every", 1)
-    chunk = _int(chunk, "chunk", 1)
+    if budget_params is not None:
+        if params_budget is not None:
+            raise ValueError("give budget_params or its old name params_budget, not both")
+        params_budget = budget_params
+    latency = _latency_budget(budget_latency_ms, latency_table, latency_of, allow_foreign_table)
+    if budget is None:
+        if latency is None and params_budget is None:
+            raise ValueError("budget=None (no FLOPs budget) needs budget_latency_ms or budget_params")
+        budget = latency.table.settings.get("max_flops", 2 ** 62) if latency is not None else 2 ** 62
+        if space is None and latency is not None:
+            space = latency.table.space
+    budget_key = parse_budget(budget)
+    budget_flops, space = resolve_budget(budget_key, space)
+    if latency is not None:
+        latency.table.check_space(space)
+    iterations = int_at_least(iterations, "iterations", 0)
+    population = int_at_least(population, "population", 1)
+    if population > MAX_POPULATION:  # a member costs ~0.3 kB; 1e9 of them grew past 8.6 GB
+        raise ValueError(f"population must be at most {MAX_POPULATION:,}, got {population:,}")
+    seed = int_at_least(seed, "seed", 0)
+    restarts = int_at_least(restarts, "restarts", 1)
+    log_every = int_at_least(log_every, "log_every", 1)
+    chunk = int_at_least(chunk, "chunk", 1)
     if isinstance(checkpoint_every_s, bool) or not isinstance(checkpoint_every_s, numbers.Real) or not checkpoint_every_s >= 0:
         raise ValueError(f"checkpoint_every_s must be a number of seconds >= 0, got {checkpoint_every_s!r}")
-    params_budget = 0 if params_budget is None else _int(params_budget, "params_budget", 1)
-    if max_layers is not None:
-        space = SearchSpace(**{**asdict(space), "max_total_layers": _int(max_layers, "max_layers", 5)})
+    keywords = dict(min_widths=min_widths, non_decreasing_widths=non_decreasing_widths, max_width_ratio=max_width_ratio,
+                    max_layers=max_layers, max_block_layers=max_block_layers, params_budget=params_budget)
+    if constraints is None:
+        # the main job's defaults (docs/search.md, "The default"); 0 turns the ratio limit off
+        keywords["non_decreasing_widths"] = True if non_decreasing_widths is None else non_decreasing_widths
+        keywords["max_width_ratio"] = DEFAULT_MAX_WIDTH_RATIO if max_width_ratio is None else (max_width_ratio or None)
+        constraints = Constraints(**{k: v for k, v in keywords.items() if v is not None})
+    elif not isinstance(constraints, Constraints):
+        raise ValueError(f"constraints must be a pyddsar.search.Constraints, got {constraints!r}")
+    elif any(v is not None for v in keywords.values()):
+        raise ValueError("give constraints either as constraints=Constraints(...) or as keywords, not both")
+    space = constraints.apply(space)
     native_space = space.native()
+    check = (check_budget_check(budget_check), checked_budget(budget_key, budget_check))
     if score_fn is None:
+        variant = default_variant(space) if variant is None else variant
         scorer, (variant, alpha, lambdas, resolution, probe) = _scorer(variant, alpha, lambdas, resolution, fs_probe)
         score_desc = {"variant": variant, "alpha": alpha, "lambdas": list(lambdas), "resolution": list(resolution),
                       "fs_probe": probe if isinstance(probe, str) else asdict(probe)}
@@ -367,19 +436,30 @@ def search(
         if restarts > 1:
             raise ValueError("restarts > 1 needs the native scorer (score_fn=None)")
         scorer = _python_score(score_fn)
-        score_desc = {"score_fn": getattr(score_fn, "__qualname__", repr(score_fn))}
-    start_arch = _seed_arch(space, seed_arch, budget_flops, params_budget)
+        score_desc = {"score_fn": getattr(score_fn, "__qualname__", type(score_fn).__qualname__)}
+    start_arch = _seed_arch(space, seed_arch, budget_key, check, constraints, latency)
+    w, h = (224, 224) if check[0] == "release" else (640, 480)
+    budget_check = {"check": check[0], "flops": check[1], "resolution": [w, h]}
 
     settings = {
-        "budget_flops": budget_flops, "params_budget": params_budget, "space": asdict(space),
-        "iterations": iterations, "population": population, "seed": seed, "restarts": restarts,
-        "log_every": log_every, "seed_arch": str(start_arch), **score_desc,
+        "budget_flops": budget_flops, "budget_check": budget_check, "space": asdict(space),
+        "constraints": constraints.to_dict(), "iterations": iterations, "population": population, "seed": seed,
+        "restarts": restarts, "log_every": log_every, "seed_arch": str(start_arch), **score_desc,
     }
+    latency_desc = {}
+    if latency is not None:
+        t = latency.table
+        latency_desc = {"of": "detector" if latency.detector else "backbone", "space": t.space, "size": list(t.size),
+                        "device": t.environment.device, "device_name": t.environment.device_name,
+                        "runtime": t.environment.runtime, "threads": t.environment.threads}
+        settings["budget_latency_ms"] = latency.ms
+        settings["latency"] = {**latency_desc, "table": _table_digest(t)}
     runs = []
     for r in range(restarts):
         evo = _core.Evolution(
-            native_space, budget_flops, params_budget, 640, 480, population, iterations, seed + r, log_every,
-            start_arch._native, scorer,
+            native_space, constraints.native(), check[1], constraints.params_budget or 0, w, h, check[0] == "release",
+            population, iterations, seed + r, log_every, start_arch._native, scorer,
+            latency.table._native if latency else None, latency.ms if latency else 0.0, bool(latency and latency.detector),
         )
         runs.append((seed + r, evo))
     elapsed_before = 0.0
@@ -387,50 +467,59 @@ def search(
         if not checkpoint:
             raise ValueError("resume=True needs the checkpoint path")
         data = load_checkpoint(checkpoint)
-        if data["settings"] != json.loads(json.dumps(settings)):
-            changed = sorted(k for k in set(settings) | set(data["settings"])
-                             if json.dumps(settings.get(k)) != json.dumps(data["settings"].get(k)))
-            raise ValueError(f"checkpoint {checkpoint} was written by a different search (differs in: {', '.join(changed)})")
-        if len(data["runs"]) != len(runs):
-            raise ValueError(f"checkpoint {checkpoint} is corrupt (run count)")
+        _compare_settings(data["settings"], settings, checkpoint, iterations, data["runs"])
         for (_, evo), run in zip(runs, data["runs"]):
+            if int(run.get("iteration", 0)) > iterations:
+                raise ValueError(f"checkpoint {checkpoint} is at iteration {run['iteration']}, past iterations={iterations}")
             _restore(evo, run, checkpoint)
         elapsed_before = float(data.get("elapsed_s", 0.0))
+
+    def save():
+        if checkpoint:
+            write_text(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
 
     start = time.perf_counter()
     last_saved = float("-inf")  # the first chunk is always saved
     interrupted = False
     parallel = score_fn is None and restarts > 1
-    started = resume  # the populations exist (restored, or filled by the first chunk)
     try:
-        while not started or not all(evo.done for _, evo in runs):
+        while True:
             if parallel:
                 _core.run_parallel([evo for _, evo in runs], chunk)
             else:
                 for _, evo in runs:
                     evo.run(chunk)
-            started = True
             finished = all(evo.done for _, evo in runs)
-            if checkpoint and (finished or time.perf_counter() - last_saved >= checkpoint_every_s):
-                write_text(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
+            if finished or time.perf_counter() - last_saved >= checkpoint_every_s:
+                save()
                 last_saved = time.perf_counter()
             if progress is not None:
                 done = min(evo.iteration for _, evo in runs)
-                best = max(evo.best()[1] for _, evo in runs)
+                bests = [b[1] for b in (evo.best() for _, evo in runs) if b is not None]
                 rate = sum(evo.iteration for _, evo in runs) / max(time.perf_counter() - start, 1e-9)
-                progress(done, iterations, best, rate)
+                progress(done, iterations, max(bests) if bests else None, rate)
+            if finished:
+                break
     except KeyboardInterrupt:
         interrupted = True
-        started = all(evo.population() for _, evo in runs)  # Ctrl-C may land just after the first chunk
-        if checkpoint and started:
-            write_text(checkpoint, json.dumps(_checkpoint_dict(settings, runs, elapsed_before + time.perf_counter() - start)))
+        save()  # every run stopped between iterations (an interrupted one was rewound)
+    except BaseException:
+        save()  # resume continues at the iteration that failed
+        raise
     elapsed = elapsed_before + time.perf_counter() - start
 
-    if not started:
-        raise KeyboardInterrupt  # stopped before the first population existed: nothing to report
-    best_seed, best_evo = max(runs, key=lambda r: (r[1].best()[1], -r[0]))
+    scored = [(s, evo) for s, evo in runs if evo.has_members]
+    if not scored:
+        if interrupted:
+            raise KeyboardInterrupt  # stopped before any child was accepted: nothing to report
+        c = runs[0][1].counters()
+        raise ValueError(
+            f"the search accepted no architecture in {runs[0][1].iteration} iterations "
+            f"({', '.join(f'{k} {v}' for k, v in c.items())}); loosen the budget or the constraints"
+        )
+    best_seed, best_evo = max(scored, key=lambda r: (r[1].best()[1], -r[0]))
     best_tuples, best_score = best_evo.best()
-    best = _arch_from_tuples(best_tuples)
+    best = Arch._from_native_tuples(best_tuples)
     report = None
     if score_fn is None:
         report = score_report(best, variant=variant, alpha=alpha, lambdas=lambdas, resolution=resolution, fs_probe=fs_probe)
@@ -447,7 +536,43 @@ def search(
         elapsed_s=elapsed,
         iterations=best_evo.iteration,
         interrupted=interrupted,
-        runs=tuple((s, evo.best()[1]) for s, evo in runs),
+        runs=tuple((s, evo.best()[1] if evo.has_members else float("nan")) for s, evo in runs),
         counters=MappingProxyType(best_evo.counters()),
-        settings=MappingProxyType(settings),
+        settings=MappingProxyType({**settings, **({"first_untabled": best_evo.first_untabled()}
+                                                  if best_evo.first_untabled() else {})}),
+        constraints=constraints,
+        budget_check=MappingProxyType(budget_check),
+        budget_latency_ms=latency.ms if latency else None,
+        predicted_latency_ms=latency.table.predict(best, detector=latency.detector) if latency else None,
+        latency=MappingProxyType(latency_desc),
     )
+
+
+def _latency_budget(ms, table, of, allow_foreign: bool) -> Optional[_LatencyBudget]:
+    if ms is None:
+        if table is not None:
+            raise ValueError("latency_table is given without budget_latency_ms")
+        return None
+    if isinstance(ms, (list, tuple)):
+        raise ValueError("budget_latency_ms takes one number; for a list of budgets use pyddsar.search_family")
+    if isinstance(ms, bool) or not isinstance(ms, numbers.Real) or not math.isfinite(ms) or ms <= 0:
+        raise ValueError(f"budget_latency_ms must be a positive number of milliseconds, got {ms!r}")
+    if table is None:
+        raise ValueError("budget_latency_ms needs latency_table (build one with `pyddsar latency-table`)")
+    from .latency import load_latency_table
+
+    table = load_latency_table(table)
+    table.check_environment(allow_foreign=allow_foreign)
+    if of is None:
+        of = "detector" if table.detector is not None else "backbone"
+    if of not in ("detector", "backbone"):
+        raise ValueError(f"latency_of must be 'detector' or 'backbone', got {of!r}")
+    if of == "detector" and table.detector is None:
+        raise ValueError("latency_of='detector' needs a table with the neck and head measured; this one has none")
+    return _LatencyBudget(table, float(ms), of == "detector")
+
+
+def _table_digest(table) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(table.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

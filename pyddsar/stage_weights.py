@@ -95,13 +95,15 @@ def _size_from_boxes(boxes) -> Tuple[int, int]:
     return w, h
 
 
-def stage_weights(boxes_per_image, image_sizes=None, *, topk: int = 9, inside: str = "scrfd") -> StageWeights:
+def stage_weights(boxes_per_image, image_sizes=None, *, topk: int = 9, inside: str = "scrfd",
+                  progress=None) -> StageWeights:
     """Stage weights from face boxes (see the module docstring for the method).
 
     ``boxes_per_image``: a sequence with, per image, an ``[M, 4]`` array-like or tensor of
     ``(x1, y1, x2, y2)`` boxes (M may be 0). ``image_sizes``: None, or per image ``(width, height)`` or
     None (then inferred from the boxes). Returns a :class:`StageWeights`; ``.lambdas`` are
-    lambda_1..lambda_5.
+    lambda_1..lambda_5. ``progress``, when given, is called as ``progress(done, total)`` after each
+    image (`pyddsar lambdas` draws it as a bar).
     """
     import numpy as np
     import torch
@@ -125,6 +127,8 @@ def stage_weights(boxes_per_image, image_sizes=None, *, topk: int = 9, inside: s
     invalid: List[Tuple[int, int]] = []
     num_faces = inferred = 0
     for i, b in enumerate(images):
+        if progress is not None and i:
+            progress(i, len(images))
         if isinstance(b, torch.Tensor):
             arr = b.detach().cpu().double().numpy()
         else:
@@ -179,6 +183,8 @@ def stage_weights(boxes_per_image, image_sizes=None, *, topk: int = 9, inside: s
             counts[lvl] += int(((best == lvl) & has).sum())
         missing = torch.nonzero(~has).flatten().tolist()
         unassigned.extend((i, int(keep_idx[j]) if keep_idx is not None else j) for j in missing)
+    if progress is not None:
+        progress(len(images), len(images))
     return StageWeights(
         lambdas=_lambdas(counts),
         counts=tuple(counts),

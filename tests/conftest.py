@@ -15,8 +15,8 @@ def run_python(tmp_path):
     directory outside the source tree (so an unbuilt in-tree copy can never shadow it)."""
     site = os.path.dirname(os.path.dirname(os.path.abspath(pyddsar.__file__)))
 
-    def run(*args, check=True, popen=False, **kw):
-        env = dict(os.environ, PYTHONPATH=site)
+    def run(*args, check=True, popen=False, pythonpath=(), **kw):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([*map(str, pythonpath), site]))
         cmd = [sys.executable, *args]
         if popen:
             return subprocess.Popen(cmd, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)

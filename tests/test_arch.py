@@ -219,3 +219,13 @@ def test_bad_resolution():
 def test_round8_matches_python_round():
     for x in [4, 12, 20, 36, 44, 60, 100.0, 7.5 * 8]:
         assert pyddsar.arch._core.round8(float(x)) == round8(x)
+
+
+def test_flops_beyond_int64_are_refused_not_wrapped():
+    wide = Arch.parse("SuperConvK3BNRELU(3,64,2,1)SuperResK7K7(64,8192,2,8192,8)SuperResK7K7(8192,8192,2,8192,8)"
+                      "SuperResK7K7(8192,8192,2,8192,8)SuperResK7K7(8192,8192,2,8192,8)")
+    with pytest.raises(ValueError, match="exceeds 2\\^63"):
+        wide.flops((100000, 100000))
+    assert wide.flops((64, 64)) > 0
+    with pytest.raises(ValueError, match="resolution width must be a positive integer at most 100000"):
+        presets["ddsar-0.5g"].flops((100001, 10))

@@ -14,6 +14,7 @@ from pyddsar.model_file import load_model
 from pyddsar.models import config_for
 
 TINY = ["--size", "96", "--base-width", "4", "--batch", "2", "--quiet"]
+LOUD = [a for a in TINY if a != "--quiet"]  # with the progress lines and bars on stderr
 # a scaling search over a space of 8 paths on the tiny set, in seconds
 TINY_SCALE = ["--population", "4", "--iterations", "1", "--top-k", "2", "--supernet-steps", "3", "--backbones",
               "resnet18", "--module-counts", "1,2", "--head-convs", "1,2", "--channels", "4,8",
@@ -32,10 +33,14 @@ def data(tmp_path_factory):
 def test_search_neck_freezes_then_moves_arch_and_saves_derived(data, tmp_path, capsys):
     out = str(tmp_path / "neck")
     rc = main(["asfd", "search-neck", "--data", data, "--out", out, "--epochs", "50", "--max-steps", "4",
-               "--channels", "8", "--head-convs", "1", *TINY])
+               "--channels", "8", "--head-convs", "1", *LOUD])
     assert rc == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "node 1 =" in printed and "top-down:" in printed
+    # tqdm's bar on stderr, and the progress line printed above it
+    assert "neck search" in captured.err and "%|" in captured.err and "4/4" in captured.err
+    assert "loss=" in captured.err and "step 4/4" in captured.err
     hist = [json.loads(line) for line in open(os.path.join(out, "history.jsonl"))]
     assert [h["arch_loss"] is None for h in hist] == [True, True, False, False]
     assert hist[0]["tau"] == pytest.approx(1.0) and hist[-1]["tau"] < hist[0]["tau"]
@@ -133,9 +138,14 @@ def test_search_neck_resume_refuses_other_settings(data, tmp_path, capsys):
 
 def test_scale_tiny_budget_picks_fastest_and_stays_in_space(data, tmp_path, capsys):
     out = str(tmp_path / "scale")
-    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e-6", *TINY_SCALE])
+    rc = main(["asfd", "scale", "--data", data, "--out", out, "--latency-ms", "1e-6",
+               *[a for a in TINY_SCALE if a != "--quiet"]])
     assert rc == 0
-    assert "chosen path:" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "chosen path:" in captured.out
+    # a bar for the supernet's steps, one for the genetic search (rankings, best fitness, paths measured)
+    assert "supernet" in captured.err and "3/3" in captured.err and "%|" in captured.err
+    assert "search" in captured.err and "2/2" in captured.err and "best=" in captured.err and "paths=" in captured.err
     d = json.load(open(os.path.join(out, "genes.json")))
     space = ScalingSpace(("resnet18",), (1, 2), (1, 2), (4, 8))
     chosen = d["chosen"]
@@ -196,9 +206,11 @@ def test_latency_penalty_formula():
 def test_baseline_trains_and_evaluates(data, tmp_path, capsys):
     out = str(tmp_path / "base")
     rc = main(["asfd", "baseline", "--data", data, "--out", out, "--max-steps", "2", "--channels", "8",
-               "--head-convs", "1", "--eval-size", "128", *TINY])
+               "--head-convs", "1", "--eval-size", "128", *LOUD])
     assert rc == 0
-    assert "Hard AP" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "Hard AP" in captured.out
+    assert "epoch 1/10" in captured.err and "eval" in captured.err and "%|" in captured.err  # tqdm's bars
     res = json.load(open(os.path.join(out, "result.json")))
     assert res["steps"] == 2 and 0 <= res["hard"] <= 1 and res["num_images"] == 4
     model, pre = load_model(os.path.join(out, "model.pt"))
@@ -242,3 +254,30 @@ def test_baseline_with_searched_neck_and_backbone(data, tmp_path, capsys):
 def test_bad_input_clear_errors(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+
+
+def test_the_bars_can_be_turned_off(tmp_path, capsys, monkeypatch):
+    """--no-progress: the lines without the bar; --quiet: neither (the library stands in: the flags
+    are the CLI's)."""
+    from pyddsar.asfd import neck_search
+
+    def search(cfg, log=print, progress=None):
+        for step in (1, 2):
+            if progress is not None:
+                progress(step, 2, phase="neck search", loss=0.5, tau=1.0, arch_loss=None)
+        log("step 2/2  loss 0.5000")
+        return {"description": "derived", "minival_ap_derived": 0.0}
+
+    monkeypatch.setattr(neck_search, "search_neck", search)
+    argv = ["asfd", "search-neck", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "%|" in err and "step 2/2" in err
+    assert main([*argv, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "%|" not in err and "step 2/2" in err
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+

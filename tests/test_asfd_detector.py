@@ -38,7 +38,7 @@ def test_preset_is_the_spec_baseline():
     assert not m.use_kps
     # SPEC section 6 test protocol
     p = m.protocol
-    assert (p.score_threshold, p.pre_nms_top_k, p.nms_iou, p.max_detections) == (0.05, 2000, 0.4, 750)
+    assert (p.score_threshold, p.pre_nms_topk, p.nms_threshold, p.max_detections) == (0.05, 2000, 0.4, 750)
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "resnet50", "ddsar-0.5g", "ddsar-2.5g"])

@@ -4,11 +4,11 @@ import torch
 from pyddsar.ops import box_iou
 from pyddsar.asfd.autofa import AutoFAE
 from pyddsar.asfd.resnet import ResNet, build_backbone
+from pyddsar.asfd.build import build_asfd_baseline
 from pyddsar.asfd.retinanet import (
     ASFD_TEST_PROTOCOL,
     STRIDES,
     asfd_anchors,
-    build_asfd_baseline,
     decode_boxes,
     encode_boxes,
     feature_sizes,
@@ -32,8 +32,12 @@ def test_anchor_count_shape_and_side():
         assert torch.allclose(cx[: w], torch.arange(w, dtype=torch.float32) * s, atol=1e-4)
         assert torch.allclose(cy[::w], torch.arange(h, dtype=torch.float32) * s, atol=1e-4)
         start += n
-    assert ASFD_TEST_PROTOCOL.score_threshold == 0.05 and ASFD_TEST_PROTOCOL.pre_nms_top_k == 2000
-    assert ASFD_TEST_PROTOCOL.nms_iou == 0.4 and ASFD_TEST_PROTOCOL.max_detections == 750
+    assert ASFD_TEST_PROTOCOL.score_threshold == 0.05 and ASFD_TEST_PROTOCOL.pre_nms_topk == 2000
+    assert ASFD_TEST_PROTOCOL.nms_threshold == 0.4 and ASFD_TEST_PROTOCOL.max_detections == 750
+    with pytest.warns(DeprecationWarning, match="nms_threshold"):  # the old names still read
+        assert ASFD_TEST_PROTOCOL.nms_iou == 0.4
+    with pytest.warns(DeprecationWarning, match="pre_nms_topk"):
+        assert ASFD_TEST_PROTOCOL.pre_nms_top_k == 2000
 
 
 def _iou(a, b):

@@ -43,12 +43,25 @@ def test_label_txt_landmarks(tmp_path):
     (tmp_path / "label.txt").write_text(
         "# x.jpg 64 48\n"
         "10 10 20 20 14 16 0.0 24 16 0.0 19 21 0.0 15 26 0.0 23 26 0.0 0.9\n"
-        "40 5 6 6 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1\n")
+        "40 5 6 6 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1\n"
+        "0 30 10 10 -2.5 33 1.0 -1 -1 -1 4 36 0.0 -1 38 0.0 6 -1 0.0 0.7\n"  # points left of / above the image
+        "30 30 8 8 31 32 34 32 33 34 31 36 35 36\n"  # x y pairs
+        "50 30 8 8\n")  # a box alone
     ds = FaceDataset.from_annotations(str(tmp_path / "label.txt"), str(images))
     s = ds[0]
-    assert s.landmarks.shape == (2, 5, 2) and s.landmarks.dtype == np.float32
+    assert s.landmarks.shape == (5, 5, 2) and s.landmarks.dtype == np.float32
     np.testing.assert_array_equal(s.landmarks[0, 0], [14, 16])
-    assert (s.landmarks[1] == -1).all()
+    assert np.isnan(s.landmarks[1]).all() and np.isnan(s.landmarks[4]).all()
+    # SCRFD (retinaface.py) drops a point only when all three numbers are -1: negative coordinates stay
+    np.testing.assert_array_equal(s.landmarks[2], [[-2.5, 33], [np.nan, np.nan], [4, 36], [-1, 38], [6, -1]])
+    np.testing.assert_array_equal(s.landmarks[3, 4], [35, 36])
+
+
+def test_label_txt_rejects_non_finite_landmarks(tmp_path):
+    p = tmp_path / "label.txt"
+    p.write_text("# a.jpg\n1 2 3 4 nan 1 0 2 2 0 3 3 0 4 4 0 5 5 0\n")
+    with pytest.raises(ValueError, match=r"label.txt:2: landmarks must be finite"):
+        read_label(str(p))
 
 
 @pytest.mark.parametrize("text,where,what", [
@@ -96,3 +109,13 @@ def test_corrupt_image_skipped_on_load(tmp_path):
 def test_from_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="no train data found"):
         FaceDataset.from_folder(str(tmp_path))
+
+
+def test_images_load_as_rgb(tmp_path):
+    images = tmp_path / "images"
+    os.makedirs(images)
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    cv2.imwrite(str(images / "a.png"), rgb[..., ::-1])  # OpenCV writes BGR
+    (tmp_path / "label.txt").write_text("# a.png\n1 1 5 5\n")
+    ds = FaceDataset.from_annotations(str(tmp_path / "label.txt"), str(images))
+    np.testing.assert_array_equal(ds.load_image(0), rgb)

@@ -13,9 +13,9 @@ from pyddsar.data import FaceDataset  # noqa: E402
 from pyddsar.data.synthetic import EASY_MIN, MEDIUM_MIN, write_dataset  # noqa: E402
 from pyddsar.evaluation import evaluate, load_ground_truth  # noqa: E402
 
-REAL = "/work/shared/data/widerface_val_gt"
-if not os.path.isdir(REAL):
-    REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "widerface_val_gt")
+from _shared_data import data_path  # noqa: E402
+
+REAL = data_path("widerface_val_gt")
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,9 @@ def test_cli_eval_on_synthetic(syn, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Easy AP: 1.0000" in text and "Medium AP: " in text and "Hard AP: " in text
     assert (tmp_path / "ev" / "pr_curves.png").exists() and (tmp_path / "ev" / "ap.json").exists()
+    ap = json.loads((tmp_path / "ev" / "ap.json").read_text())
+    assert ap["easy"] == 1.0 and ap["num_images"] == len(gt.keys)
+    assert not [p.name for p in (tmp_path / "ev").iterdir() if ".tmp-" in p.name]  # written atomically
     assert main(["eval", "--gt", os.path.join(out, "ground_truth"), "--model", "ddsar-0.5g", "--weights", "w",
                  "--data", out]) == 2
     assert "weights file not found: w" in capsys.readouterr().err
@@ -141,6 +144,9 @@ def test_cli_eval_runs_a_detector_from_a_model_file(syn, tmp_path, capsys):
     rc = main(["eval", "--weights", str(tmp_path / "m.pt"), "--data", out, "--gt", os.path.join(out, "ground_truth"),
                "--out", str(tmp_path / "ev"), "--json"])
     assert rc == 0
-    res = json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    res = json.loads(cap.out)
+    assert "eval: 100%" in cap.err and "8/8" in cap.err  # the bar on stderr: 8 val images
+    assert json.dumps(json.loads((tmp_path / "ev" / "ap.json").read_text())["easy"]) == json.dumps(res["easy"])
     assert {"easy", "medium", "hard"} <= set(res) and 0.0 <= res["easy"] <= 1.0
     assert any((tmp_path / "ev" / "predictions").rglob("*.txt"))

@@ -62,8 +62,28 @@ def test_bench_onnxruntime_and_table(capsys):
 def test_bench_errors(capsys):
     assert main(["bench", "--model", "ddsar-0.5g", "--batch", "0"]) == 2
     assert "--batch" in capsys.readouterr().err
-    assert main(["bench", "--model", "ddsar-0.5g", "--size", "640"]) == 2
+    with pytest.raises(SystemExit) as e:  # one --size WxH type for every subcommand: an argparse error
+        main(["bench", "--model", "ddsar-0.5g", "--size", "640"])
+    assert e.value.code == 2
     assert "--size" in capsys.readouterr().err
     assert main(["bench"]) == 2
     assert "--model" in capsys.readouterr().err
     assert main(["bench", "--model", "ddsar-0.5g", "--fp16"]) == 2
+
+
+def test_bench_progress_callback_and_bar(capsys):
+    from pyddsar.benchmark import run_bench
+
+    calls = []
+    run_bench("ddsar-0.5g", batches=[1, 2], size=(64, 64), input_size=64, warmup=1, runs=2, threads=1,
+              progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 6) for i in range(1, 7)]  # batches x (warmup + runs)
+    args = ["bench", "--model", "ddsar-0.5g", "--size", "64x64", "--input-size", "64", "--warmup", "1", "--runs", "2",
+            "--batch", "1", "--threads", "1", "--json"]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["runs"] == 2 and "bench: 100%" in cap.err and "3/3" in cap.err
+    for flag in ("--no-progress", "--quiet"):
+        assert main(args + [flag]) == 0
+        cap = capsys.readouterr()
+        assert json.loads(cap.out)["runs"] == 2 and cap.err == ""

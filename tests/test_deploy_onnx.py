@@ -82,6 +82,15 @@ def test_dynamic_postprocess_export_equals_python(small, pp_session, batch, hw):
         assert not dets[b, n:].any()
 
 
+def test_postprocess_export_with_no_detection(small, tmp_path):
+    """Every score under the threshold: zero rows and counts 0 (the graph builds its output from the
+    input's shape, not from the detections)."""
+    path = export_onnx(small, tmp_path / "none.onnx", postprocess=True, score_threshold=1.0, input_size=(128, 128))
+    x = torch.randn(2, 3, 128, 160, generator=torch.Generator().manual_seed(3))
+    dets, num = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x.numpy()})
+    assert dets.shape == (2, 750, 5) and num.tolist() == [0, 0] and not dets.any()
+
+
 def test_export_checks_and_rejects(small, tmp_path):
     with pytest.raises(ValueError, match="score_threshold"):
         export_onnx(small, tmp_path / "m.onnx", postprocess=True, score_threshold=-0.1)

@@ -10,15 +10,16 @@ from pyddsar.evaluation import (
     iou_plus_one,
     load_ground_truth,
     read_predictions,
+    write_ap_json,
     write_pr_plot,
     write_predictions,
 )
 
 from _wider_plain import plain_ap, plain_normalise
 
-REAL_GT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "widerface_val_gt")
-if not os.path.isdir(REAL_GT):
-    REAL_GT = "/work/shared/data/widerface_val_gt"
+from _shared_data import data_path
+
+REAL_GT = data_path("widerface_val_gt")
 HAVE_REAL = os.path.isfile(os.path.join(REAL_GT, "wider_face_val.mat"))
 
 
@@ -163,6 +164,28 @@ def test_pr_plot(tmp_path):
     write_pr_plot(str(tmp_path / "pr.png"), res)
     assert (tmp_path / "pr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Easy AP: " in str(res) and set(res.to_dict()) >= {"easy", "medium", "hard"}
+
+
+def test_ap_json_is_written_atomically(tmp_path, monkeypatch):
+    import json
+
+    rng = np.random.default_rng(2)
+    gt = random_gt(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evaluate(random_preds(rng, gt), gt)
+    path = tmp_path / "ap.json"
+    write_ap_json(str(path), res)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(res.to_dict()))
+    before = path.read_text()
+
+    def crash(fd):  # the write fails after the temporary is written, before it replaces ap.json
+        raise OSError("disk gone")
+
+    monkeypatch.setattr("pyddsar._atomic.os.fsync", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        write_ap_json(str(path), res)
+    assert path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ap.json"]
 
 
 @pytest.fixture(scope="module")

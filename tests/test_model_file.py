@@ -40,7 +40,7 @@ def test_corrupted_or_foreign_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not a pyddsar model file"):
         load_model(str(tmp_path / "other.pt"))
     assert not is_model_file(str(tmp_path / "other.pt"))
-    with pytest.raises(ValueError, match="no model file"):
+    with pytest.raises(ValueError, match="weights file not found"):
         load_model(str(tmp_path / "missing.pt"))
 
 

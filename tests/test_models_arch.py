@@ -17,7 +17,7 @@ torch.manual_seed(0)
 def test_preset_contract(name):  # SCRFD framework (asfd-baseline: tests/test_asfd_detector.py)
     m = build_detector(name).eval()
     assert m.strides == (8, 16, 32) and m.num_anchors == 2
-    assert m.use_kps == (name == "scrfd-2.5g-kps")
+    assert m.use_kps == name.endswith("-kps")
     assert DetectorConfig.from_dict(m.config.to_dict()) == m.config
     assert build_detector(DetectorConfig.from_dict(m.config.to_dict())).config == m.config
     h, w = 96, 128
@@ -150,6 +150,21 @@ def test_build_from_arch_and_best_json(tmp_path):
     p.write_text('{"structure": "%s", "score": 1.0}' % arch)
     assert build_detector(str(p)).config.arch == str(arch)
     assert build_detector(str(arch)).config.backbone == "ddsar"
+
+
+def test_config_for_reads_architecture_files_through_arch_load(tmp_path):
+    from pyddsar.models import config_for
+
+    arch = pyddsar.presets["ddsar-0.5g"]
+    p = tmp_path / "best_structure.txt"
+    p.write_text(str(arch) + "\n")
+    cfg = config_for(str(p))
+    assert cfg.arch == str(pyddsar.Arch.load(str(p))) == str(arch) and cfg.name == "best_structure.txt"
+    assert config_for(p).arch == str(arch)  # a pathlib.Path too
+    bad = tmp_path / "broken.txt"
+    bad.write_text("not an architecture")
+    with pytest.raises(ValueError, match="broken.txt: "):  # Arch.load's message, naming the file
+        config_for(str(bad))
 
 
 @pytest.mark.parametrize("bad", ["nope", 3, {"neck": 3}])

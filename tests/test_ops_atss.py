@@ -27,19 +27,19 @@ def ref_iof(a, b):
     return wh[..., 0] * wh[..., 1] / torch.clamp(area_a[:, None], min=1e-6)
 
 
-def ref_atss(anchors, levels, gt, topk=9, inside="scrfd", ignore=None, ignore_iof_thr=0.5):
-    """mmdet's ATSSAssigner, step by step: centre distances, per-level top-k (stable: lower index
-    first), IoU threshold mean + unbiased std (float64), inside test, highest IoU wins (lower face
-    index on equal IoU)."""
+def ref_atss(anchors, levels, gt, topk=9, inside="scrfd", ignore=None, ignore_iof_thr=-1):
+    """mmdet's ATSSAssigner (SCRFD's copy: mmdet/core/bbox/assigners/atss_assigner.py), step by step:
+    no faces -> every anchor negative (before the ignore step); ignore boxes only when
+    ignore_iof_thr > 0; centre distances, per-level top-k (stable: lower index first), IoU threshold
+    mean + unbiased std (float64), inside test, highest IoU wins (lower face index on equal IoU)."""
     n, m = anchors.shape[0], gt.shape[0]
     assigned = torch.zeros(n, dtype=torch.int64)
     max_iou = torch.zeros(n, dtype=torch.float32)
-    ignored = torch.zeros(n, dtype=torch.bool)
-    if ignore is not None and ignore.shape[0] and n:
-        ignored = ref_iof(anchors, ignore).max(1).values > ignore_iof_thr
     if m == 0 or n == 0:
-        assigned[ignored] = -1
         return assigned, max_iou
+    ignored = torch.zeros(n, dtype=torch.bool)
+    if ignore_iof_thr > 0 and ignore is not None and ignore.shape[0]:
+        ignored = ref_iof(anchors, ignore).max(1).values > ignore_iof_thr
     overlaps = ref_iou(anchors, gt)  # [n, m]
     acx, acy = (anchors[:, 0] + anchors[:, 2]) / 2.0, (anchors[:, 1] + anchors[:, 3]) / 2.0
     gcx, gcy = (gt[:, 0] + gt[:, 2]) / 2.0, (gt[:, 1] + gt[:, 3]) / 2.0
@@ -142,9 +142,13 @@ def test_atss_topk_and_ignore(scrfd_anchors):
         check(a, levels, gt, topk=topk)
     assigned, _ = check(a, levels, gt, ignore=ign, ignore_iof_thr=0.3)
     assert (assigned == -1).any()
-    assigned, _ = check(a, levels, torch.zeros(0, 4), ignore=ign)
-    assert (assigned == -1).any()
-    check(a, levels, gt, ignore=torch.zeros(0, 4))
+    # mmdet: no faces -> all negative; a threshold <= 0 (SCRFD's -1) ignores nothing
+    assigned, _ = check(a, levels, torch.zeros(0, 4), ignore=ign, ignore_iof_thr=0.3)
+    assert (assigned == 0).all()
+    for thr in (0.0, -1.0):
+        assigned, _ = check(a, levels, gt, ignore=ign, ignore_iof_thr=thr)
+        assert torch.equal(assigned, ops.atss_assign(a, levels, gt)[0]) and not (assigned == -1).any()
+    check(a, levels, gt, ignore=torch.zeros(0, 4), ignore_iof_thr=0.3)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -195,7 +199,7 @@ def test_atss_float16(scrfd_anchors):
         ((torch.zeros(4, 4), [5, -1], torch.zeros(1, 4)), {}, "non-negative"),
         ((torch.zeros(4, 4), [4], torch.zeros(1, 4)), {"topk": 0}, "topk"),
         ((torch.zeros(4, 4), [4], torch.zeros(1, 4)), {"inside": "center"}, "inside"),
-        ((torch.zeros(4, 4), [4], torch.zeros(1, 4)), {"ignore_iof_thr": -0.5}, "ignore_iof_thr"),
+        ((torch.zeros(4, 4), [4], torch.zeros(1, 4)), {"ignore_iof_thr": -1.5}, "ignore_iof_thr"),
         ((torch.zeros(4, 4), [4], torch.zeros(1, 4, dtype=torch.float16)), {}, "one dtype"),
         ((torch.zeros(4, 4), [4], torch.zeros(1, 4, device="meta")), {}, "CPU or CUDA"),
         ((torch.zeros(4, 4), [4], torch.tensor([[0.0, 0, math.inf, 1]])), {}, "NaN or infinite"),

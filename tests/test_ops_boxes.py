@@ -49,7 +49,7 @@ def test_anchors_custom_levels_and_centers():
     "kwargs, match",
     [
         (dict(feature_sizes=[(2, 2)], strides=(8, 16)), "strides has"),
-        (dict(feature_sizes=[(2, 2)], strides=(0,), base_sizes=(16,)), "positive integers"),
+        (dict(feature_sizes=[(2, 2)], strides=(0,), base_sizes=(16,)), "strides must be integers in 1"),
         (dict(feature_sizes=[(2, -1)], strides=(8,), base_sizes=(16,)), "non-negative"),
         (dict(feature_sizes=[(2, 2, 2)], strides=(8,), base_sizes=(16,)), "pairs"),
         (dict(feature_sizes=5, strides=(8,), base_sizes=(16,)), "pairs"),
@@ -163,3 +163,24 @@ def test_box_ops_cuda_match_cpu():
     boxes = ops.distance2bbox(pts, dist)
     assert torch.equal(ops.bbox2distance(pts.cuda(), boxes.cuda(), 50).cpu(), ops.bbox2distance(pts, boxes, 50))
     assert torch.equal(ops.box_iou(boxes.cuda(), boxes[:300].cuda()).cpu(), ops.box_iou(boxes, boxes[:300]))
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(num_anchors=6148914691236517206), "num_anchors must be an integer in 1..2147483647"),  # wrapped to 2 once
+    (dict(num_anchors=2 ** 62), "num_anchors"),
+    (dict(num_anchors=2 ** 64), "num_anchors"),  # beyond int64: no pybind TypeError
+    (dict(strides=[2 ** 40]), "strides must be integers in 1..1048576"),
+])
+def test_anchor_sizes_that_would_overflow_are_refused(kwargs, fragment):
+    args = dict(feature_sizes=[(1, 3)], strides=[8], num_anchors=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=fragment):
+        ops.anchor_centers(**args)
+
+
+def test_anchor_count_limit_is_checked_without_wrapping():
+    with pytest.raises(ValueError, match="too many anchors"):
+        pyddsar._core.anchor_count([1 << 20, 1 << 20], [1 << 20, 1 << 20], 1)
+    with pytest.raises(ValueError, match="too many anchors"):
+        pyddsar._core.anchor_count([1024], [1024], 3000)
+    assert pyddsar._core.anchor_count([1024], [1024], 2047) == 1024 * 1024 * 2047

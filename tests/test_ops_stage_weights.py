@@ -16,9 +16,9 @@ from pyddsar.stage_weights import WIDERFACE_COUNTS, WIDERFACE_LAMBDAS, stage_wei
 from test_ops_atss import ref_atss  # noqa: E402
 from test_ops_boxes import ref_anchors  # noqa: E402
 
-WIDER_MAT = "/work/shared/data/widerface_val_gt/wider_face_val.mat"
-if not os.path.exists(WIDER_MAT):
-    WIDER_MAT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "widerface_val_gt", "wider_face_val.mat")
+from _shared_data import data_path  # noqa: E402
+
+WIDER_MAT = data_path("widerface_val_gt", "wider_face_val.mat")
 
 
 def ref_stage_counts(images, sizes):
@@ -178,3 +178,20 @@ def test_cli_lambdas(tmp_path, capsys):
     assert "lambda_1: 0.200000" in capsys.readouterr().out
     assert main(["lambdas", "--gt", str(tmp_path / "nope.txt")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_progress_callback_and_cli_bar(tmp_path, capsys):
+    calls = []
+    boxes = [np.array([[10.0, 10, 20, 20]]), np.zeros((0, 4)), np.array([[5.0, 5, 100, 100]])]
+    stage_weights(boxes, [(64, 64)] * 3, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    label = tmp_path / "label.txt"
+    label.write_text("# a.jpg 640 640\n10 10 6 6\n40 40 24 24\n# b.jpg 640 640\n100 100 96 96\n")
+    assert main(["lambdas", "--gt", str(label), "--json"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["num_images"] == 2
+    assert "lambdas: 100%" in cap.err and "2/2" in cap.err
+    for flag in ("--no-progress", "--quiet"):
+        assert main(["lambdas", "--gt", str(label), "--json", flag]) == 0
+        cap = capsys.readouterr()
+        assert json.loads(cap.out)["num_images"] == 2 and cap.err == ""

@@ -1,6 +1,7 @@
 """Theorem 1 counts against a brute force written plainly here, closed forms and SPEC numbers."""
 
 import itertools
+import json
 import math
 import random
 
@@ -236,3 +237,64 @@ def test_huge_lower_bounds_give_their_log_only_on_request():
     assert bound.value is None
     expected = 1700 * 1700 * 3 * math.log(1024 // 3) + math.log(2**7)  # last layer: one cell, 7 <= n0
     assert bound.log == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("side,d1,k", [(40, 7, 1), (97, 5, 1), (150, 9, 1), (61, 12, 2), (300, 3, 1)])
+def test_separable_layers_are_exact_powers(side, d1, k):
+    # windows that share no input: N = (sum_{t <= n0} C(d1, t)) ** cells, checked against Python's int
+    # (these products run through the Karatsuba multiply: thousands of limbs)
+    n0 = k * k
+    single = sum(math.comb(d1, t) for t in range(min(d1, n0) + 1))
+    cells = (side // k) ** 2
+    assert pyddsar.linear_regions((side - side % k, side - side % k, 1), k, k, d1) == single ** cells
+
+
+def test_binomials_only_up_to_the_window():
+    # one cell of one input sees n0 = 1: C(d1, 0) + C(d1, 1), without building all d1 + 1 binomials
+    assert pyddsar.linear_regions((1, 1, 1), 1, 1, 100000) == 100001
+    assert pyddsar.linear_regions((2, 2, 1), 2, 1, 99999) == 1 + 99999 + math.comb(99999, 2) + math.comb(99999, 3) + math.comb(99999, 4)
+
+
+def test_ctrl_c_stops_a_long_count_within_a_second(run_python):
+    import signal
+    import time
+
+    proc = run_python("-c", "import sys, pyddsar\nprint('started', flush=True)\n"
+                      "try:\n    pyddsar.linear_regions((9, 9, 1), 3, 1, 7)\n"
+                      "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    sys.exit(7)\n", popen=True)
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(1.0)  # well inside the dynamic program (it runs for tens of seconds)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 7 and "interrupted" in out, err
+    assert time.monotonic() - sent < 1.5
+
+
+def test_memory_is_counted_for_everything_the_count_holds():
+    # rows, big-integer weights and hash slots of both tables: a small limit is met early and named
+    with pytest.raises(ValueError, match=r"needs more than 0 MiB .* at output cell"):
+        pyddsar._core.linear_regions(7, 7, 1, 3, 3, 1, 7, max_states=0, max_bytes=1 << 16)
+
+
+def test_cli_offers_the_lower_bound_and_the_log(capsys):
+    from pyddsar.cli import main
+
+    assert main(["regions", "--input", "8x8x1", "--lower-bound", "4,3,1", "3,3,1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    bound = pyddsar.linear_regions_lower_bound([(4, 3, 1), (3, 3, 1)], (8, 8, 1))
+    assert out["lower_bound"] == bound.value and out["log"] == pytest.approx(bound.log)
+    assert main(["regions", "--input", "5x5x1", "--kernel", "3", "--filters", "7", "--log-only", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["log"] == pytest.approx(math.log(560134574838141912))
+    assert main(["regions", "--input", "5x5x1"]) == 2
+    assert "--lower-bound" in capsys.readouterr().err
+
+
+def test_an_exact_count_too_long_to_wait_for_is_refused_up_front():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"199999 output cells.*billion 64-bit words.*use log_linear_regions"):
+        pyddsar.linear_regions((2, 200000, 1), 2, 1, 7)  # it used to run for 100 s
+    assert time.perf_counter() - start < 5
+    assert pyddsar.log_linear_regions((2, 200000, 1), 2, 1, 7) > 0  # the log form is linear in the cells

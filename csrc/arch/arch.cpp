@@ -55,10 +55,25 @@ std::vector<ConvOp> expand(const Arch& arch, int64_t width, int64_t height) {
   return ops;
 }
 
+namespace {
+// int64 arithmetic that refuses to wrap (a huge resolution would otherwise give a wrong FLOPs count).
+int64_t checked_mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw std::invalid_argument("the FLOPs count exceeds 2^63 - 1; use a smaller resolution");
+  return r;
+}
+int64_t checked_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) throw std::invalid_argument("the FLOPs count exceeds 2^63 - 1; use a smaller resolution");
+  return r;
+}
+}  // namespace
+
 Cost conv_cost(const ConvOp& op) {
-  const int64_t out_elems = op.h_out * op.w_out * op.cout;
-  const int64_t weights = int64_t(op.cout) * (op.cin / op.groups) * op.kernel * op.kernel;
-  return {out_elems * (op.cin / op.groups) * op.kernel * op.kernel + out_elems, weights + 2 * int64_t(op.cout)};
+  const int64_t out_elems = checked_mul(checked_mul(op.h_out, op.w_out), op.cout);
+  const int64_t per_output = int64_t(op.cin / op.groups) * op.kernel * op.kernel;  // <= 8192 * 49
+  const int64_t weights = int64_t(op.cout) * per_output;
+  return {checked_add(checked_mul(out_elems, per_output), out_elems), weights + 2 * int64_t(op.cout)};
 }
 
 Cost arch_cost(const Arch& arch, int64_t width, int64_t height, std::vector<Cost>* per_block) {
@@ -66,12 +81,25 @@ Cost arch_cost(const Arch& arch, int64_t width, int64_t height, std::vector<Cost
   if (per_block) per_block->assign(arch.size(), Cost());
   walk(arch, width, height, [&](const ConvOp& op) {
     const Cost c = conv_cost(op);
-    total.flops += c.flops;
+    total.flops = checked_add(total.flops, c.flops);
     total.params += c.params;
     if (per_block) {
       (*per_block)[op.block].flops += c.flops;
       (*per_block)[op.block].params += c.params;
     }
+  });
+  return total;
+}
+
+double release_flops(const Arch& arch, int64_t width, int64_t height) {
+  double total = 0;
+  walk(arch, width, height, [&](const ConvOp& op) {
+    if (!op.shortcut) {
+      total += double(conv_cost(op).flops);
+      return;
+    }
+    const double area = double(op.h_out) / op.stride * (double(op.w_out) / op.stride);
+    total += double(op.cin) * op.cout * area + area * op.cout;
   });
   return total;
 }

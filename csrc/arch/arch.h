@@ -29,6 +29,7 @@ struct ConvOp {
   int cin, cout, kernel, stride, groups;
   int64_t h_in, w_in, h_out, w_out;
   bool shortcut;    // a projection on a residual link (not part of the plain chain)
+  bool act = true;  // a ReLU follows (false for a branch's last conv and for projections)
 };
 
 // round8 of SPEC section 3: the nearest multiple of 8, at least 8 (halves round to even,
@@ -52,5 +53,11 @@ struct Cost {
 Cost conv_cost(const ConvOp& op);
 // Per block and total, without materialising the op list (the search calls this in its loop).
 Cost arch_cost(const Arch& arch, int64_t width, int64_t height, std::vector<Cost>* per_block = nullptr);
+
+// FLOPs as the DamoFD release counts them for its budget check (DDSAR/Masternet.py get_FLOPs over
+// PlainNet/basic_blocks.py): the same convs and BNs, except that a residual projection is counted
+// at (its output size / its stride)^2, a quirk of ResBlock/ResBlockProj.get_FLOPs, which divide the
+// already strided output size by the stride again (true division, so not always an integer).
+double release_flops(const Arch& arch, int64_t width, int64_t height);
 
 }  // namespace pyddsar

@@ -10,7 +10,8 @@ void check_levels(const int64_t* heights, const int64_t* widths, const int64_t* 
   for (int64_t l = 0; l < num_levels; ++l) {
     require(heights[l] >= 0 && widths[l] >= 0, "feature sizes must be non-negative");
     require(heights[l] <= (1 << 20) && widths[l] <= (1 << 20), "feature sizes must be at most 2^20");
-    if (strides) require(strides[l] > 0, "strides must be positive");
+    // positions x * stride must stay exact in the int64 product and meaningful as float32 pixels
+    if (strides) require(strides[l] > 0 && strides[l] <= (1 << 20), "strides must be in 1..2^20");
   }
 }
 }  // namespace
@@ -18,9 +19,15 @@ void check_levels(const int64_t* heights, const int64_t* widths, const int64_t* 
 int64_t anchor_count(const int64_t* heights, const int64_t* widths, int64_t num_levels, int64_t per_location) {
   check_levels(heights, widths, nullptr, num_levels);
   require(per_location > 0, "anchors per location must be positive");
+  constexpr int64_t kMax = (int64_t(1) << 31) - 1;
   int64_t n = 0;
-  for (int64_t l = 0; l < num_levels; ++l) n += heights[l] * widths[l] * per_location;
-  require(n < (int64_t(1) << 31), "too many anchors (at most 2^31 - 1)");
+  for (int64_t l = 0; l < num_levels; ++l) {
+    // sizes <= 2^20 each, so the cell count fits; per_location is checked before it multiplies
+    const int64_t cells = heights[l] * widths[l];
+    require(cells == 0 || per_location <= kMax / cells, "too many anchors (at most 2^31 - 1)");
+    n += cells * per_location;
+    require(n <= kMax, "too many anchors (at most 2^31 - 1)");
+  }
   return n;
 }
 

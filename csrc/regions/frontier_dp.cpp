@@ -136,7 +136,10 @@ class StateTable {
     size_t mask = slots_.size() - 1, h = hash(r) & mask;
     while (slots_[h] >= 0) {
       if (std::memcmp(row(slots_[h]), r, width_ * sizeof(uint16_t)) == 0) {
-        Weight::add(weights_[slots_[h]], w);
+        auto& acc = weights_[slots_[h]];
+        weight_bytes_ -= Weight::bytes(acc);
+        Weight::add(acc, w);
+        weight_bytes_ += Weight::bytes(acc);
         return;
       }
       h = (h + 1) & mask;
@@ -144,6 +147,11 @@ class StateTable {
     slots_[h] = static_cast<int64_t>(weights_.size());
     rows_.insert(rows_.end(), r, r + width_);
     weights_.push_back(w);
+    weight_bytes_ += Weight::bytes(w);
+  }
+  // Memory held: rows (as allocated), weights (their digits too) and the hash slots.
+  double bytes() const {
+    return double(rows_.capacity()) * sizeof(uint16_t) + double(weight_bytes_) + double(slots_.size()) * sizeof(int64_t);
   }
 
  private:
@@ -165,6 +173,7 @@ class StateTable {
   std::vector<uint16_t> rows_;
   std::vector<typename Weight::T> weights_;
   std::vector<int64_t> slots_;
+  size_t weight_bytes_ = 0;
 };
 
 }  // namespace
@@ -173,9 +182,11 @@ template <class Weight>
 typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
   const Grid g{layer.out_h(), layer.out_w(), layer.f1, layer.f2, layer.stride, layer.w0};
   const int64_t d0 = layer.d0, n = g.cells();
-  const auto binom = Weight::binomials(static_cast<int>(layer.d1));
   if (d0 * kMaxFrontier > 60000)
     throw std::invalid_argument("input depth d0 = " + std::to_string(d0) + " is too large for exact counting");
+
+  // t of a cell never exceeds the inputs it sees (t_max below)
+  const auto binom = Weight::binomials(layer.d1, d0 * layer.f1 * layer.f2);
 
   // Walk the frontiers once without states, so a layer too wide to count is refused at once
   // instead of after minutes of DP work.
@@ -239,11 +250,24 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
     const int32_t idx_s = cur.find(win_cur);
     const int64_t cap_s = d0 * static_cast<int64_t>(win.size());
 
-    if (static_cast<double>(states.size()) * static_cast<double>(width) * 2.0 > static_cast<double>(limits.max_bytes))
-      throw std::invalid_argument("exact counting of this layer needs more memory than allowed (too large a grid); use a smaller grid");
+    auto refuse_memory = [&](double needed) {
+      throw std::invalid_argument("exact counting of this layer needs more than " +
+                                  std::to_string(limits.max_bytes >> 20) + " MiB (" +
+                                  std::to_string(int64_t(needed) >> 20) + " MiB already at output cell " +
+                                  std::to_string(k + 1) + " of " + std::to_string(n) +
+                                  "); use log_linear_regions on a smaller grid or the lower bound");
+    };
+    // the next table holds at least one row per current state
+    const double rows_next = static_cast<double>(states.size()) * static_cast<double>(width) * sizeof(uint16_t);
+    if (states.bytes() + rows_next > static_cast<double>(limits.max_bytes)) refuse_memory(states.bytes() + rows_next);
     StateTable<Weight> next_states(width);
     std::vector<uint16_t> row(width);
+    int64_t since_poll = 0;
     for (size_t si = 0; si < states.size(); ++si) {
+      if (limits.poll && (since_poll += width) > (1 << 16)) {
+        since_poll = 0;
+        limits.poll();
+      }
       const uint16_t* h = states.row(si);
       const int64_t t_max = std::min<int64_t>(layer.d1, cap_s - h[idx_s]);
       for (int64_t t = 0; t <= t_max; ++t) {
@@ -254,10 +278,8 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
         }
         next_states.add(row.data(), Weight::mul(states.weight(si), binom[t]));
       }
-      if (static_cast<double>(next_states.size()) * static_cast<double>(width) * 2.0 >
-          static_cast<double>(limits.max_bytes))
-        throw std::invalid_argument("exact counting of this layer needs more memory than allowed (too large a grid); "
-                                    "use a smaller grid, log_linear_regions on a smaller grid, or the lower bound");
+      if (states.bytes() + next_states.bytes() > static_cast<double>(limits.max_bytes))
+        refuse_memory(states.bytes() + next_states.bytes());
       if (static_cast<int64_t>(next_states.size()) > limits.max_states)
         throw std::invalid_argument("exact counting of this layer needs more than " +
                                     std::to_string(limits.max_states) +

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "conv_layer.h"
 
@@ -23,7 +24,10 @@ namespace pyddsar {
 struct DpLimits {
   int64_t max_states = 20'000'000;   // live DP states at one step
   int64_t max_lattice = 1 << 15;     // unions of future windows on the frontier
-  int64_t max_bytes = 2LL << 30;     // memory of one layer of states
+  int64_t max_bytes = 2LL << 30;     // memory of both state tables: rows, weights and hash slots
+  // Called every few thousand transitions; throws to stop (the Python binding raises KeyboardInterrupt
+  // there when Ctrl-C was pressed).
+  std::function<void()> poll;
 };
 
 // Counts for a layer with overlapping windows. Exact big integer or natural log.

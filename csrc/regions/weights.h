@@ -2,7 +2,9 @@
 // logarithms (for log_linear_regions, which must not build the integer).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -18,6 +20,7 @@ struct ExactWeight {
   static T one() { return BigUInt(1); }
   static void add(T& acc, const T& v) { acc += v; }
   static T mul(const T& a, const T& b) { return a * b; }
+  static size_t bytes(const T& v) { return sizeof(T) + v.byte_size(); }
   // a^e by squaring; refuses results beyond max_bits rather than running for hours.
   static T pow(const T& a, int64_t e, int64_t max_bits) {
     if (static_cast<double>(a.bit_length()) * static_cast<double>(e) > static_cast<double>(max_bits))
@@ -31,14 +34,16 @@ struct ExactWeight {
     }
     return result;
   }
-  // C(n, t) for t = 0..n, by the multiplicative recurrence (each step divides exactly).
-  static std::vector<T> binomials(int n) {
+  // C(n, t) for t = 0..min(n, upto), by the multiplicative recurrence (each step divides exactly):
+  // a count needs t only up to the inputs a cell sees.
+  static std::vector<T> binomials(int64_t n, int64_t upto) {
+    const int64_t top = std::min(n, upto);
     std::vector<T> out;
-    out.reserve(n + 1);
+    out.reserve(static_cast<size_t>(top + 1));
     BigUInt c(1);
-    for (int t = 0; t <= n; ++t) {
+    for (int64_t t = 0; t <= top; ++t) {
       out.push_back(c);
-      if (t < n) {
+      if (t < top) {
         c = c * BigUInt(static_cast<uint64_t>(n - t));
         c.div_small(static_cast<uint32_t>(t + 1));
       }
@@ -58,10 +63,12 @@ struct LogWeight {
     acc = hi + std::log1p(std::exp(lo - hi));
   }
   static T mul(const T& a, const T& b) { return a + b; }
+  static size_t bytes(const T&) { return sizeof(T); }
   static T pow(const T& a, int64_t e, int64_t) { return a * static_cast<double>(e); }
-  static std::vector<T> binomials(int n) {
-    std::vector<T> out(n + 1);
-    for (int t = 0; t <= n; ++t)
+  static std::vector<T> binomials(int64_t n, int64_t upto) {
+    const int64_t top = std::min(n, upto);
+    std::vector<T> out(static_cast<size_t>(top + 1));
+    for (int64_t t = 0; t <= top; ++t)
       out[t] = std::lgamma(n + 1.0) - std::lgamma(t + 1.0) - std::lgamma(n - t + 1.0);
     return out;
   }

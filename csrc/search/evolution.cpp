@@ -1,114 +1,177 @@
 #include "evolution.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <utility>
 
 namespace pyddsar {
 
+void Constraints::validate() const {
+  if (!min_out.empty() && min_out.size() != 5)
+    throw std::invalid_argument("min_out needs 5 values (stem, C2..C5), got " + std::to_string(min_out.size()));
+  for (int c : min_out)
+    if (c < 0 || c > 8192) throw std::invalid_argument("min_out values must be in 0..8192");
+  if (!(max_width_ratio == 0 || (max_width_ratio >= 1 && max_width_ratio <= 1024)))
+    throw std::invalid_argument("max_width_ratio must be 0 (none) or in 1..1024");
+}
+
+std::string Constraints::why_violated(const Arch& arch) const {
+  for (size_t i = 0; i < min_out.size() && i < arch.size(); ++i)
+    if (arch[i].out < min_out[i])
+      return "block " + std::to_string(i) + " has " + std::to_string(arch[i].out) + " out channels, below the minimum " +
+             std::to_string(min_out[i]);
+  if (non_decreasing)
+    for (size_t i = 1; i < arch.size(); ++i)
+      if (arch[i].out < arch[i - 1].out)
+        return "block " + std::to_string(i) + " has " + std::to_string(arch[i].out) + " out channels, fewer than block " +
+               std::to_string(i - 1) + "'s " + std::to_string(arch[i - 1].out) + " (widths must not decrease)";
+  if (max_width_ratio > 0)
+    for (size_t i = 2; i < arch.size(); ++i)
+      if (arch[i].out > max_width_ratio * arch[i - 1].out)
+        return "block " + std::to_string(i) + " has " + std::to_string(arch[i].out) + " out channels, more than " +
+               std::to_string(max_width_ratio) + " times block " + std::to_string(i - 1) + "'s " +
+               std::to_string(arch[i - 1].out);
+  return "";
+}
+
 void SearchConfig::validate() const {
   space.validate();
+  constraints.validate();
   if (budget_flops <= 0) throw std::invalid_argument("budget_flops must be positive");
   if (budget_params < 0) throw std::invalid_argument("budget_params must be >= 0 (0: none)");
   if (width <= 0 || height <= 0) throw std::invalid_argument("the budget resolution must be positive");
   if (population < 1) throw std::invalid_argument("population must be at least 1, got " + std::to_string(population));
   if (iterations < 0) throw std::invalid_argument("iterations must be >= 0, got " + std::to_string(iterations));
   if (log_every < 1) throw std::invalid_argument("log_every must be at least 1");
+  if (!(budget_latency_ms >= 0 && std::isfinite(budget_latency_ms)))
+    throw std::invalid_argument("budget_latency_ms must be >= 0 milliseconds (0: none)");
+  if (budget_latency_ms > 0 && !latency) throw std::invalid_argument("a latency budget needs a latency table");
+  if (latency_of_detector && latency && !latency->has_detector())
+    throw std::invalid_argument("this latency table has no neck and head: predict the backbone only");
 }
 
-Evolution::Evolution(const SearchConfig& cfg, const Arch& seed_arch, ScoreFn score)
-    : cfg_(cfg), seed_(seed_arch), score_(std::move(score)), rng_(cfg.seed) {
+Evolution::Evolution(const SearchConfig& cfg, const Arch& seed_arch, ScoreFn score, bool score_may_throw)
+    : cfg_(cfg), seed_(seed_arch), score_(std::move(score)), score_may_throw_(score_may_throw), rng_(cfg.seed) {
   cfg_.validate();
   validate(seed_);
-  const std::string outside = cfg_.space.why_outside(seed_);
-  if (!outside.empty()) throw std::invalid_argument("the seed architecture is outside the search space: " + outside);
-  const Cost c = arch_cost(seed_, cfg_.width, cfg_.height);
-  if (c.flops > cfg_.budget_flops)
-    throw std::invalid_argument("the seed architecture has " + std::to_string(c.flops) + " FLOPs, over the budget " +
-                                std::to_string(cfg_.budget_flops));
-  if (cfg_.budget_params > 0 && c.params > cfg_.budget_params)
-    throw std::invalid_argument("the seed architecture has " + std::to_string(c.params) +
-                                " parameters, over the budget " + std::to_string(cfg_.budget_params));
+  // Only the seed's children become members, so the seed may break the budget (two of the
+  // release's initial structures do), but it must lie in the space.
+  const std::string why = cfg_.space.why_outside(seed_);
+  if (!why.empty()) throw std::invalid_argument("the seed architecture is outside the search space: " + why);
 }
 
-bool Evolution::fits(const Arch& arch) const {
-  if (total_layers(arch) > cfg_.space.max_total_layers) return false;
+std::string Evolution::why_unfit(const Arch& arch) const {
+  std::string why = cfg_.space.why_outside(arch);
+  if (!why.empty()) return why;
   const Cost c = arch_cost(arch, cfg_.width, cfg_.height);
-  return c.flops <= cfg_.budget_flops && (cfg_.budget_params == 0 || c.params <= cfg_.budget_params);
+  const double flops = cfg_.release_flops ? release_flops(arch, cfg_.width, cfg_.height) : double(c.flops);
+  if (flops > double(cfg_.budget_flops))
+    return "it has " + std::to_string(int64_t(std::ceil(flops))) + " FLOPs, over the budget " + std::to_string(cfg_.budget_flops);
+  if (cfg_.budget_params > 0 && c.params > cfg_.budget_params)
+    return "it has " + std::to_string(c.params) + " parameters, over the budget " + std::to_string(cfg_.budget_params);
+  if (cfg_.budget_latency_ms > 0) {
+    std::string missing;
+    const double ms = predicted_ms(arch, &missing);
+    if (std::isnan(ms)) return "the latency table lacks " + missing;
+    if (ms > cfg_.budget_latency_ms)
+      return "its predicted latency " + std::to_string(ms) + " ms is over the budget " + std::to_string(cfg_.budget_latency_ms) + " ms";
+  }
+  return cfg_.constraints.why_violated(arch);
+}
+
+double Evolution::predicted_ms(const Arch& arch, std::string* missing) const {
+  return cfg_.latency->predict(arch, cfg_.latency_of_detector, missing);
+}
+
+double Evolution::predicted_latency(const Arch& arch) const {
+  if (!cfg_.latency) return NAN;
+  return predicted_ms(arch, nullptr);
 }
 
 void Evolution::add(Arch arch, double score) {
   population_.push_back(Member{std::move(arch), score});
   if (static_cast<int64_t>(population_.size()) > cfg_.population) {
-    size_t worst = 0;  // the lowest score; the oldest among equals
+    size_t worst = 0;  // the lowest score; the oldest among equals (the release's list.index(min))
     for (size_t i = 1; i < population_.size(); ++i)
       if (population_[i].score < population_[worst].score) worst = i;
     population_.erase(population_.begin() + static_cast<std::ptrdiff_t>(worst));
   }
 }
 
-void Evolution::initialise() {
-  if (!population_.empty()) return;
-  add(seed_, score_(seed_));
-  // Mutations of the seed (and of what was found so far) until the population is full.
-  const int64_t max_attempts = 1000 * cfg_.population + 10000;
-  for (int64_t attempt = 0; static_cast<int64_t>(population_.size()) < cfg_.population; ++attempt) {
-    if (attempt >= max_attempts)
-      throw std::invalid_argument("could not find " + std::to_string(cfg_.population) +
-                                  " architectures under the budget by mutating the seed; raise the budget or "
-                                  "lower the population");
-    const Arch& parent = population_[rng_.below(population_.size())].arch;
-    Arch child = mutate(parent, cfg_.space, rng_);
-    if (!fits(child)) continue;
-    double s;
-    try {
-      s = score_(child);
-    } catch (const std::invalid_argument&) {
-      continue;
-    }
-    add(std::move(child), s);
+void Evolution::step() {
+  const SearchSpace& s = cfg_.space;
+  const bool from_seed = static_cast<int64_t>(population_.size()) <= s.seed_children || population_.empty();
+  Arch child = from_seed ? mutate(seed_, s, rng_, 1)
+                         : mutate(population_[rng_.below(population_.size())].arch, s, rng_, s.mutations);
+  if (!s.why_outside(child).empty()) {
+    ++counters_.outside_space;  // layer limits (the only way a mutation leaves its space)
+    return;
   }
-  log_point();
+  const Cost c = arch_cost(child, cfg_.width, cfg_.height);
+  const double flops = cfg_.release_flops ? release_flops(child, cfg_.width, cfg_.height) : double(c.flops);
+  if (flops > double(cfg_.budget_flops) || (cfg_.budget_params > 0 && c.params > cfg_.budget_params)) {
+    ++counters_.over_budget;
+    return;
+  }
+  if (cfg_.budget_latency_ms > 0) {
+    std::string missing;
+    const double ms = predicted_ms(child, counters_.first_untabled.empty() ? &missing : nullptr);
+    if (std::isnan(ms)) {
+      ++counters_.untabled;
+      if (counters_.first_untabled.empty()) counters_.first_untabled = missing;
+      return;
+    }
+    if (ms > cfg_.budget_latency_ms) {
+      ++counters_.over_budget;
+      return;
+    }
+  }
+  if (!cfg_.constraints.why_violated(child).empty()) {
+    ++counters_.constrained;
+    return;
+  }
+  double score;
+  try {
+    score = score_(child);
+  } catch (const std::invalid_argument&) {
+    score = NAN;  // the scorer refuses this network
+  }
+  if (!std::isfinite(score)) {
+    ++counters_.unscorable;
+    return;
+  }
+  ++counters_.accepted;
+  add(std::move(child), score);
 }
 
 int64_t Evolution::run(int64_t steps) {
-  if (population_.empty()) initialise();
   int64_t ran = 0;
   while (ran < steps && iteration_ < cfg_.iterations) {
-    const Arch& parent = population_[rng_.below(population_.size())].arch;
-    Arch child = mutate(parent, cfg_.space, rng_);
+    if (score_may_throw_) {
+      const Rng before = rng_;  // ~2.5 kB; rewinds an iteration whose score throws
+      try {
+        step();
+      } catch (...) {
+        rng_ = before;
+        throw;
+      }
+    } else {
+      step();
+    }
     ++iteration_;
     ++ran;
-    if (total_layers(child) > cfg_.space.max_total_layers) {
-      ++counters_.outside_space;
-    } else if (!fits(child)) {
-      ++counters_.over_budget;
-    } else {
-      bool scored = true;
-      double s = 0;
-      try {
-        s = score_(child);
-      } catch (const std::invalid_argument&) {
-        scored = false;
-      }
-      if (scored) {
-        ++counters_.accepted;
-        add(std::move(child), s);
-      } else {
-        ++counters_.unscorable;
-      }
-    }
     if (iteration_ % cfg_.log_every == 0 || iteration_ == cfg_.iterations) log_point();
   }
   return ran;
 }
 
 void Evolution::log_point() {
-  if (!history_.empty() && history_.back().iteration == iteration_) return;
+  if (population_.empty() || (!history_.empty() && history_.back().iteration == iteration_)) return;
   history_.push_back(HistoryPoint{iteration_, best().score, mean_score()});
 }
 
 const Member& Evolution::best() const {
-  if (population_.empty()) throw std::logic_error("the population is empty; call initialise() first");
+  if (population_.empty()) throw std::logic_error("the population is still empty (no child was accepted yet)");
   size_t b = 0;  // the highest score; the oldest among equals
   for (size_t i = 1; i < population_.size(); ++i)
     if (population_[i].score > population_[b].score) b = i;
@@ -123,7 +186,7 @@ double Evolution::mean_score() const {
 
 void Evolution::restore(std::vector<Member> population, int64_t iteration, std::vector<HistoryPoint> history,
                         const SearchCounters& counters, const std::string& rng_state) {
-  if (population.empty() || static_cast<int64_t>(population.size()) > cfg_.population)
+  if (static_cast<int64_t>(population.size()) > cfg_.population)
     throw std::invalid_argument("checkpoint population size " + std::to_string(population.size()) +
                                 " does not fit the configured population " + std::to_string(cfg_.population));
   if (iteration < 0 || iteration > cfg_.iterations)
@@ -131,8 +194,14 @@ void Evolution::restore(std::vector<Member> population, int64_t iteration, std::
                                 std::to_string(cfg_.iterations));
   for (const Member& m : population) {
     validate(m.arch);
-    if (!fits(m.arch)) throw std::invalid_argument("a checkpoint member breaks the budget or the space");
+    const std::string why = why_unfit(m.arch);
+    if (!why.empty()) throw std::invalid_argument("a checkpoint member cannot be in this search: " + why);
+    if (!std::isfinite(m.score)) throw std::invalid_argument("a checkpoint member has a non-finite score");
   }
+  const int64_t counted = counters.total();
+  if (counted != iteration)
+    throw std::invalid_argument("checkpoint counters add up to " + std::to_string(counted) + ", not the iteration " +
+                                std::to_string(iteration));
   rng_.set_state(rng_state);
   population_ = std::move(population);
   iteration_ = iteration;

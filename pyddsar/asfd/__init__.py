@@ -3,8 +3,9 @@
 * :mod:`.gumbel`    straight-through Gumbel-max selection and the temperature schedule
 * :mod:`.autofe`    AutoFE cell (supernet ``AutoFE`` and discrete ``DerivedAutoFE``)
 * :mod:`.autofa`    AutoFA cells and the AutoFAE neck (``AutoFAE``, ``DerivedAutoFAE``)
-* :mod:`.config`    ``ASFDConfig`` (what a saved ASFD detector is) and ``build_asfd``
-* :mod:`.retinanet` the RetinaNet-style ``asfd-baseline`` (anchors, matcher, test protocol)
+* :mod:`.config`    ``ASFDConfig`` (what a saved ASFD detector is)
+* :mod:`.retinanet` the RetinaNet-style ``asfd-baseline`` modules (anchors, matcher, test protocol)
+* :mod:`.build`     ``build_asfd`` (from a config), ``build_asfd_baseline`` (from parts), ``config_of``
 * :mod:`.resnet`    ResNet-18/34/50 backbones returning C2..C5
 * :mod:`.slicing`   channel-sliceable convolution
 * :mod:`.supernet`  the scaling supernet, subnet extraction, genetic search, latency probe
@@ -23,7 +24,8 @@ from .autofa import (
     StackedAutoFAE,
 )
 from .autofe import DEFAULT_OPS, AutoFE, AutoFESpec, DerivedAutoFE, OpSpec
-from .config import ASFDConfig, backbone_fields, build_asfd
+from .build import build_asfd, build_asfd_baseline, config_of, make_backbone
+from .config import ASFDConfig, backbone_fields
 from .gumbel import gumbel_max_st, gumbel_noise, tau_schedule
 from .params import arch_parameters, weight_parameters
 from .resnet import ResNet, build_backbone, load_backbone_weights, resnet18, resnet34, resnet50
@@ -33,7 +35,6 @@ from .retinanet import (
     InferenceProtocol,
     asfd_anchors,
     asfd_postprocess,
-    build_asfd_baseline,
     decode_boxes,
     encode_boxes,
     feature_sizes,

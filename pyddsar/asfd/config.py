@@ -1,4 +1,4 @@
-"""The config of an ASFD detector (SPEC section 6) and :func:`build_asfd`, its builder.
+"""The config of an ASFD detector (SPEC section 6); :func:`pyddsar.asfd.build.build_asfd` builds one.
 
 An :class:`ASFDConfig` names everything that defines an :class:`~pyddsar.asfd.retinanet.ASFDDetector`
 built from parts pyddsar knows, so a trained one can be saved as a pyddsar model file and loaded by
@@ -17,14 +17,11 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar, Optional, Tuple
 
+from .._validate import int_at_least
+
 RESNETS = ("resnet18", "resnet34", "resnet50")
 BACKBONES = RESNETS + ("ddsar",)
 NECKS = ("fpn", "autofae")
-
-
-def _positive(value, name: str, lo: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
 
 
 def backbone_fields(text) -> dict:
@@ -42,11 +39,9 @@ def backbone_fields(text) -> dict:
     if s in presets:
         return {"backbone": "ddsar", "arch": str(presets[s])}
     if os.path.isfile(s):
-        from ..models.presets import arch_from_file
-
-        return {"backbone": "ddsar", "arch": str(arch_from_file(s))}
+        return {"backbone": "ddsar", "arch": str(Arch.load(s))}
     try:
-        return {"backbone": "ddsar", "arch": str(Arch.parse(s))}
+        return {"backbone": "ddsar", "arch": str(Arch.load(s))}
     except ValueError:
         raise ValueError(f"unknown backbone {s!r}: not one of {', '.join(RESNETS)}, a pyddsar preset "
                          f"({', '.join(presets)}), a search's best.json or a structure string") from None
@@ -82,8 +77,8 @@ class ASFDConfig:
         elif self.arch:
             raise ValueError(f"arch is only used with the 'ddsar' backbone, not {self.backbone!r}")
         for f in ("base_width", "channels"):
-            _positive(getattr(self, f), f)
-        _positive(self.head_convs, "head_convs", 0)
+            int_at_least(getattr(self, f), f)
+        int_at_least(self.head_convs, "head_convs", 0)
         if self.neck not in NECKS:
             raise ValueError(f"unknown ASFD neck {self.neck!r}; use one of {', '.join(NECKS)}")
         if self.neck == "fpn":
@@ -96,7 +91,7 @@ class ASFDConfig:
             if spec.num_levels != 6:
                 raise ValueError(f"an ASFD neck has 6 levels (P2..P7), the AutoFAE spec has {spec.num_levels}")
             object.__setattr__(self, "autofae", spec.to_dict())
-            _positive(self.num_modules, "num_modules")
+            int_at_least(self.num_modules, "num_modules")
             skips = tuple(self.skip_fe) or (False,) * self.num_modules
             if len(skips) != self.num_modules or any(not isinstance(s, bool) for s in skips):
                 raise ValueError(f"skip_fe needs {self.num_modules} bools (one per module), got {self.skip_fe!r}")
@@ -139,38 +134,3 @@ class ASFDConfig:
         neck = "FPN" if self.neck == "fpn" else (
             f"{self.num_modules} AutoFAE [{''.join('s' if s else 'e' for s in self.skip_fe)}]")
         return f"{self.name}: {bb}, {neck}, head {self.head_convs} convs, {self.channels} channels"
-
-
-def make_backbone(text, base_width: int = 64):
-    """``(module returning C2..C5, their widths)`` for a backbone given as :func:`backbone_fields`
-    reads it (a ResNet of stem width ``base_width``, or a searched backbone)."""
-    from .retinanet import STRIDES
-    from .resnet import build_backbone
-
-    fields = backbone_fields(text)
-    if fields["backbone"] != "ddsar":
-        m = build_backbone(fields["backbone"], base_width)
-        return m, list(m.channels)
-    from ..models.backbone import Backbone
-
-    m = Backbone(fields["arch"])
-    if list(m.strides) != list(STRIDES[:4]):
-        raise ValueError(f"an ASFD backbone's C2..C5 must have strides 4, 8, 16, 32, got {m.strides}")
-    return m, list(m.out_channels)
-
-
-def build_asfd(config: ASFDConfig):
-    """An :class:`~pyddsar.asfd.retinanet.ASFDDetector` (fresh weights) with ``.config = config``."""
-    from .autofa import AutoFAESpec, StackedAutoFAE
-    from .retinanet import ASFDDetector
-
-    if not isinstance(config, ASFDConfig):
-        raise ValueError(f"build_asfd needs an ASFDConfig, got {type(config).__name__}")
-    backbone, widths = make_backbone(config.arch or config.backbone, config.base_width)
-    neck = "fpn"
-    if config.neck == "autofae":
-        spec = AutoFAESpec.from_dict(config.autofae)
-        neck = StackedAutoFAE(config.channels, spec, config.num_modules, config.skip_fe)
-    det = ASFDDetector(backbone, widths, neck, config.channels, config.head_convs)
-    det.config = config
-    return det

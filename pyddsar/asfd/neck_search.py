@@ -31,7 +31,7 @@ from .autofa import PLACEMENTS, AutoFAE, AutoFAESpec, DerivedAutoFAE, StackedAut
 from .config import backbone_fields
 from .gumbel import tau_schedule
 from .params import arch_parameters, weight_parameters
-from .retinanet import build_asfd_baseline, config_of
+from .build import build_asfd_baseline, config_of
 from .train import (batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device,
                     warmup_factor, warmup_steps, weights_lr)
 from .unrolled import unrolled_arch_grads
@@ -145,9 +145,13 @@ def _arch_vector(model) -> torch.Tensor:
     return torch.cat([p.detach().flatten().cpu() for p in ps]) if ps else torch.zeros(0)
 
 
-def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
+def search_neck(cfg: NeckSearchConfig, log=print, progress=None) -> dict:
     """Run the search; write ``checkpoint.pt``, ``autofae.json``, ``autofae.txt``, ``autofae.pt``,
-    ``history.jsonl`` under ``cfg.out``. Returns a summary dict (also in ``autofae.json``)."""
+    ``history.jsonl`` under ``cfg.out``. Returns a summary dict (also in ``autofae.json``).
+
+    ``log(message)`` gets a line per epoch; ``progress``, when given, is called after every step as
+    ``progress(done, total, phase="neck search", loss=..., tau=..., arch_loss=...)`` (``arch_loss``
+    None while the architecture is frozen)."""
     cfg.validate()
     os.makedirs(cfg.out, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -239,6 +243,8 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
             row = search_step()
             history.append(row)
             step += 1
+            if progress is not None:
+                progress(step, total, phase="neck search", loss=row["loss"], tau=row["tau"], arch_loss=row["arch_loss"])
             if step % every == 0 or step == total or interrupt.requested:
                 save()
             if interrupt.requested:
@@ -262,14 +268,11 @@ def search_neck(cfg: NeckSearchConfig, log=print) -> dict:
         "minival_ap_derived": ap, "config": asdict(cfg),
     }
     write_text(os.path.join(cfg.out, "autofae.json"), json.dumps(summary, indent=1))
-    with open(os.path.join(cfg.out, "autofae.txt"), "w") as f:
-        f.write(description + "\n")
+    write_text(os.path.join(cfg.out, "autofae.txt"), description + "\n")
     torch_save({"format": FORMAT, "channels": cfg.channels, "spec": spec.to_dict(),
                 "state_dict": {k: v.cpu() for k, v in derived.state_dict().items()}},
                os.path.join(cfg.out, "autofae.pt"))
     save_model(model, os.path.join(cfg.out, "model.pt"))
     write_text(os.path.join(cfg.out, "detector.json"), json.dumps(model.config.to_dict(), indent=1))
-    with open(os.path.join(cfg.out, "history.jsonl"), "w") as f:
-        for r in history:
-            f.write(json.dumps(r) + "\n")
+    write_text(os.path.join(cfg.out, "history.jsonl"), "".join(json.dumps(r) + "\n" for r in history))
     return summary

@@ -9,14 +9,16 @@ P7 = 3x3/2 conv on ReLU(P6)) -> neck (:class:`FPN` top-down fusion, or an AutoFA
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from .._validate import int_at_least
 from .autofe import _check_channels
 from .slicing import SlicedConv2d
 
@@ -29,22 +31,27 @@ BOX_STDS = (0.1, 0.1, 0.2, 0.2)
 
 @dataclass(frozen=True)
 class InferenceProtocol:
-    """Inference post-processing: scores over ``score_threshold``, the ``pre_nms_top_k`` best, NMS at
-    ``nms_iou``, at most ``max_detections`` kept."""
+    """Inference post-processing: scores over ``score_threshold``, the ``pre_nms_topk`` best, NMS at
+    IoU ``nms_threshold``, at most ``max_detections`` kept (the names of
+    :class:`pyddsar.model_file.Preprocessing`; ``pre_nms_top_k`` and ``nms_iou`` are deprecated aliases)."""
 
     score_threshold: float = 0.05
-    pre_nms_top_k: int = 2000
-    nms_iou: float = 0.4
+    pre_nms_topk: int = 2000
+    nms_threshold: float = 0.4
     max_detections: int = 750
+
+    @property
+    def pre_nms_top_k(self) -> int:
+        warnings.warn("InferenceProtocol.pre_nms_top_k is deprecated; use pre_nms_topk", DeprecationWarning, stacklevel=2)
+        return self.pre_nms_topk
+
+    @property
+    def nms_iou(self) -> float:
+        warnings.warn("InferenceProtocol.nms_iou is deprecated; use nms_threshold", DeprecationWarning, stacklevel=2)
+        return self.nms_threshold
 
 
 ASFD_TEST_PROTOCOL = InferenceProtocol()
-
-
-def _check_int(value, name: str, lo: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-        raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,8 +172,8 @@ def asfd_postprocess(
         boxes,
         scores,
         score_threshold=protocol.score_threshold,
-        pre_nms_topk=protocol.pre_nms_top_k,
-        iou_threshold=protocol.nms_iou,
+        pre_nms_topk=protocol.pre_nms_topk,
+        iou_threshold=protocol.nms_threshold,
         max_detections=protocol.max_detections,
     )
 
@@ -201,7 +208,7 @@ class FPN(nn.Module):
 
     def __init__(self, channels: int, num_levels: int = 6):
         super().__init__()
-        self.num_levels = _check_int(num_levels, "num_levels")
+        self.num_levels = int_at_least(num_levels, "num_levels")
         self.smooth = nn.ModuleList(SlicedConv2d(channels, channels, 3, padding=1) for _ in range(num_levels))
 
     def forward(self, feats: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -223,8 +230,8 @@ class RetinaHead(nn.Module):
     def __init__(self, channels: int, num_convs: int = 4, num_anchors: int = 1, prior: float = 0.01):
         super().__init__()
         _check_channels(channels)
-        self.num_convs = _check_int(num_convs, "num_convs", lo=0)
-        self.num_anchors = _check_int(num_anchors, "num_anchors")
+        self.num_convs = int_at_least(num_convs, "num_convs", low=0)
+        self.num_anchors = int_at_least(num_anchors, "num_anchors")
         self.depth = num_convs
         self.cls_convs = nn.ModuleList(SlicedConv2d(channels, channels, 3, padding=1) for _ in range(num_convs))
         self.box_convs = nn.ModuleList(SlicedConv2d(channels, channels, 3, padding=1) for _ in range(num_convs))
@@ -319,65 +326,3 @@ class ASFDDetector(nn.Module):
             b, s, _ = asfd_postprocess(boxes, torch.sigmoid(lo[:, 0].float()), self.protocol)
             results.append((b, s))
         return results
-
-
-def build_asfd_baseline(
-    backbone: Union[str, nn.Module] = "resnet18",
-    neck: Union[str, nn.Module] = "fpn",
-    channels: int = 256,
-    head_convs: int = 4,
-    backbone_channels: Optional[Sequence[int]] = None,
-    base_width: int = 64,
-) -> ASFDDetector:
-    """An ASFD detector from a backbone and a neck given by name or as modules (the ``asfd-baseline``
-    preset of :mod:`pyddsar.models.presets` is ``build_detector("asfd-baseline", ...)``); ``.config``
-    is set when the parts are ones a config can name (:func:`config_of`), else None.
-
-    ``backbone``: ``"resnet18" | "resnet34" | "resnet50"`` (built from scratch, stem width
-    ``base_width``), a searched backbone (``"ddsar-2.5g"``, a structure string, a ``best.json``) or
-    any module returning C2..C5 (``backbone_channels`` or its ``.channels`` gives their widths). ``neck``: ``"fpn"`` or a module mapping six maps to six (e.g. an AutoFAE or a
-    derived AutoFAE of width ``channels``).
-    """
-    if isinstance(backbone, str):  # a ResNet name, a ddsar preset, a structure string or a best.json
-        from .config import make_backbone
-
-        backbone = make_backbone(backbone, base_width)[0]
-    if not isinstance(backbone, nn.Module):
-        raise ValueError("backbone must be a name or an nn.Module")
-    if backbone_channels is None:
-        backbone_channels = getattr(backbone, "channels", None) or getattr(backbone, "out_channels", None)
-        if backbone_channels is None:
-            raise ValueError("backbone_channels is required for a backbone without a .channels attribute")
-    from .autofa import DerivedAutoFAE, StackedAutoFAE
-
-    if isinstance(neck, DerivedAutoFAE):  # the stacked form, so the detector has a config
-        neck = StackedAutoFAE.of(neck)
-    det = ASFDDetector(backbone, backbone_channels, neck, channels, head_convs)
-    det.config = config_of(det)
-    return det
-
-
-def config_of(det: ASFDDetector):
-    """The :class:`~pyddsar.asfd.config.ASFDConfig` of a detector made of parts pyddsar knows (a
-    pyddsar ResNet or searched backbone, an FPN or stacked derived AutoFAE neck), else None."""
-    from ..models.backbone import Backbone
-    from .autofa import StackedAutoFAE
-    from .config import ASFDConfig
-    from .resnet import ResNet
-
-    bb, neck = det.backbone, det.neck
-    if isinstance(bb, ResNet) and bb.stem[0].in_channels == 3:
-        fields = {"backbone": f"resnet{bb.depth}", "base_width": bb.base_width}
-    elif isinstance(bb, Backbone):
-        fields = {"backbone": "ddsar", "arch": bb.structure}
-    else:
-        return None
-    if isinstance(neck, StackedAutoFAE):
-        fields.update(neck="autofae", autofae=neck.modules_[0].spec.to_dict(), num_modules=len(neck.modules_),
-                      skip_fe=tuple(neck.skip_fe[:len(neck.modules_)]))
-        if neck.active_modules != len(neck.modules_) or any(m.spec != neck.modules_[0].spec for m in neck.modules_):
-            return None
-    elif not isinstance(neck, FPN):
-        return None
-    return ASFDConfig(channels=det.inputs.lateral[0].out_channels, head_convs=det.head.num_convs, **fields)
-

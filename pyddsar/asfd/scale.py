@@ -34,7 +34,7 @@ import torch
 from .._atomic import torch_save, write_text
 from .autofa import AutoFAE
 from .supernet import Genes, ScalingSpace, ScalingSupernet, channel_cap, genetic_search, measure_latency_ms
-from ..bench_cli import device_name
+from ..benchmark import device_name
 from ..model_file import save_model
 from .train import (batch_loss, batches, check_device, load_train_dataset, minival_ap, split_indices, to_device,
                     warmup_factor, warmup_steps, weights_lr)
@@ -112,12 +112,17 @@ def genes_from_dict(d: dict) -> Genes:
                  int(d["head_convs"]), int(d["channels"]))
 
 
-def scale_search(cfg: ScaleConfig, log=print) -> dict:
+def scale_search(cfg: ScaleConfig, log=print, progress=None) -> dict:
     """Train the supernet, run the genetic search per budget and write ``supernet.pt`` and, per chosen
     path, ``genes.json`` (its latency / AP / FLOPs / parameters and every evaluated path), ``subnet.pt``,
     ``model.pt`` and ``detector.json``: under ``cfg.out`` for one budget, under ``cfg.out/D0``,
     ``D1``, ... (ascending budgets) plus ``family.json`` for several. Returns the member's summary
-    (one budget) or the family's."""
+    (one budget) or the family's.
+
+    ``progress``, when given, is called as ``progress(done, total, phase=..., **info)``: after every
+    supernet step (phase ``"supernet"``, info ``loss``, ``cap``) and during each genetic search
+    (phase ``"search"`` or ``"search D0"``, ...: iterations done of ``iterations + 1`` rankings, info
+    ``best`` fitness and ``paths`` measured so far, also after each newly measured path)."""
     from ..models.complexity import complexity
     from .neck_search import load_autofae_spec
 
@@ -157,6 +162,8 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
         opt.step()
         if not math.isfinite(float(losses["loss"].detach())):
             raise ValueError(f"supernet training diverged at step {step + 1}")
+        if progress is not None:
+            progress(step + 1, cfg.supernet_steps, phase="supernet", loss=float(losses["loss"].detach()), cap=cap)
         if (step + 1) % max(1, cfg.supernet_steps // 10) == 0 or step + 1 == cfg.supernet_steps:
             log(f"supernet step {step + 1}/{cfg.supernet_steps}  width cap {cap}  "
                 f"loss {float(losses['loss'].detach()):.4f}  path: {genes.describe()}")
@@ -188,18 +195,29 @@ def scale_search(cfg: ScaleConfig, log=print) -> dict:
     }
     members = []
     for i, budget in enumerate(budgets):
+        name = f"D{i}" if len(budgets) > 1 else None
+        phase = f"search {name}" if name else "search"
+        position = [0]  # rankings done in this search
+
         def fitness(g: Genes, budget=budget) -> float:
+            new = g not in measured
             m = measure(g)
+            if new and progress is not None:
+                progress(position[0], cfg.iterations + 1, phase=phase, paths=len(measured))
             return m["minival_ap"] - latency_penalty(m["latency_ms"], budget)
 
+        def ranked(done, total, best, mean, phase=phase, position=position):
+            position[0] = done
+            if progress is not None:
+                progress(done, total, phase=phase, best=best, paths=len(measured))
+
         result = genetic_search(space, fitness, cfg.population, cfg.iterations, min(cfg.top_k, cfg.population),
-                                seed=cfg.seed)
+                                seed=cfg.seed, progress=ranked)
         best = result.best
         sub = net.subnet(best).eval()
         cx = complexity(sub, (w, h))
         chosen = dict(measured[best], fitness=result.fitness, flops=cx.flops, params=cx.params)
         evaluated = [dict(measured[g], fitness=fitness(g)) for g in result.scored]
-        name = f"D{i}" if len(budgets) > 1 else None
         summary = {"format": "pyddsar-asfd-scale", "member": name, "chosen": chosen, "latency_budget_ms": budget,
                    **common, "history": [list(r) for r in result.history], "evaluated": evaluated}
         out = os.path.join(cfg.out, name) if name else cfg.out

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from .autofa import AutoFAESpec, StackedAutoFAE
-from .retinanet import ASFDDetector, PyramidInputs, RetinaHead, config_of
+from .build import config_of, make_backbone
+from .retinanet import ASFDDetector, PyramidInputs, RetinaHead
 from .slicing import copy_sliced_weights, set_active_width
 
 
@@ -140,7 +141,6 @@ class ScalingSupernet(nn.Module):
         self.space = space
         self.fae_spec = fae_spec
         width = max(space.channels)
-        from .config import make_backbone
 
         built = {b: make_backbone(b, base_width) for b in space.backbones}
         self.backbones = nn.ModuleDict({_key(b): m for b, (m, _) in built.items()})
@@ -237,12 +237,15 @@ def genetic_search(
     mutation_prob: float = 0.2,
     crossover_fraction: float = 0.5,
     seed: int = 0,
+    progress: Optional[Callable] = None,
 ) -> GeneticResult:
     """Maximise ``fitness(genes)`` (e.g. AP minus a latency penalty; may return ``-inf`` to reject).
 
     Each iteration keeps the ``top_k`` best of the population and refills it with children of
     parents drawn from them: a ``crossover_fraction`` share by crossover (then mutation), the rest by
     mutation. Fitness values are cached per genes. Seeded by ``seed`` (``random.Random``).
+    ``progress``, when given, is called after each ranking of the population as
+    ``progress(done, iterations + 1, best=..., mean=...)`` (the history row's values).
     """
     for name, v, lo in (("population", population, 2), ("iterations", iterations, 0), ("top_k", top_k, 1)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
@@ -268,6 +271,8 @@ def genetic_search(
         values = [score(g) for g in ranked]
         finite = [v for v in values if v != float("-inf")]
         history.append((it, values[0], statistics.fmean(finite) if finite else float("-inf")))
+        if progress is not None:
+            progress(it + 1, iterations + 1, best=history[-1][1], mean=history[-1][2])
         if it == iterations:
             break
         parents = ranked[:top_k]

@@ -4,10 +4,10 @@
   :func:`split_indices` (the 9:9:2 cut), :func:`batches` (seeded, resumable batch streams).
 * Optimisation: :func:`batch_loss` (focal + smooth-L1 / GIoU, :mod:`pyddsar.asfd.loss`),
   :func:`default_lr`, :func:`weights_lr`, :func:`warmup_steps`, :func:`warmup_factor`.
-* :func:`minival_ap` letterboxes training samples to ``size`` (long side scaled to ``size``, grey
-  padding), runs ASFD's test protocol (``ASFD_TEST_PROTOCOL``: score 0.05, top 2000, NMS 0.4, 750
-  kept), maps the boxes back and returns one AP (IoU 0.5, WIDER's evaluation code) over all their
-  non-ignored faces: the mini-validation AP of the neck search and of the scaling fitness.
+* :func:`minival_ap` runs training samples through :class:`pyddsar.Detector` at ``size`` (the one
+  inference path: long side scaled to ``size``, zero padding) with ASFD's test protocol
+  (score 0.05, top 2000, NMS 0.4, 750 kept) and returns one AP (IoU 0.5, WIDER's evaluation code)
+  over all their non-ignored faces: the mini-validation AP of the neck search and of the scaling fitness.
 
 Full detectors train with ``pyddsar train`` (:mod:`pyddsar.training`) and are evaluated with
 ``pyddsar eval``. The forward of a model is any callable ``images -> {"logits", "deltas", "sizes"}``
@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from .loss import asfd_loss
-from .retinanet import ASFD_TEST_PROTOCOL, InferenceProtocol, asfd_anchors, asfd_postprocess, decode_boxes
+from .retinanet import asfd_anchors
 
-MEAN, STD = 127.5, 128.0
 
 
 def load_train_dataset(data: str, size: int, seed: int = 0, scales: Optional[Sequence[float]] = None):
@@ -139,82 +138,27 @@ def check_device(device) -> torch.device:
 # inference and evaluation
 
 
-def letterbox(image_rgb: np.ndarray, size: int) -> Tuple[np.ndarray, float]:
-    """RGB uint8 [H, W, 3] -> normalised float32 [3, size, size] (long side scaled to ``size``,
-    top-left aligned, grey padding) and the scale factor."""
-    import cv2
-
-    h, w = image_rgb.shape[:2]
-    scale = size / float(max(h, w))
-    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    canvas = np.full((size, size, 3), 128, dtype=np.uint8)
-    canvas[:nh, :nw] = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return ((canvas.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1).copy(), scale
-
-
-@torch.no_grad()
-def detect(forward: Callable, images: torch.Tensor,
-           protocol: InferenceProtocol = ASFD_TEST_PROTOCOL) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-    """Per image ``(boxes [K, 4], scores [K])`` of a forward callable, post-processed by ``protocol``."""
-    out = forward(images)
-    anchors = asfd_anchors(out["sizes"], device=images.device)
-    res = []
-    for lo, de in zip(out["logits"], out["deltas"]):
-        b, s, _ = asfd_postprocess(decode_boxes(anchors, de.float()), torch.sigmoid(lo[:, 0].float()), protocol)
-        res.append((b, s))
-    return res
-
-
-def _key(path: str) -> str:
-    return f"{os.path.basename(os.path.dirname(path))}/{os.path.splitext(os.path.basename(path))[0]}"
-
-
-def predict_paths(model, paths: Sequence[str], size: int = 640, batch: int = 4, device: str = "cpu",
-                  forward: Optional[Callable] = None,
-                  protocol: InferenceProtocol = ASFD_TEST_PROTOCOL) -> Dict[str, np.ndarray]:
-    """``{"event/name": [K, 5] x y w h score}`` for image files, letterboxed to ``size``."""
-    import cv2
-
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
-        raise ValueError(f"size must be an int >= 32, got {size!r}")
-    fwd = forward or model
-    was = model.training if model is not None else None
-    if model is not None:
-        model.eval()
-    out: Dict[str, np.ndarray] = {}
-    try:
-        for s in range(0, len(paths), batch):
-            chunk, arrays, scales = list(paths[s:s + batch]), [], []
-            for p in chunk:
-                img = cv2.imread(p, cv2.IMREAD_COLOR)
-                if img is None:
-                    raise ValueError(f"cannot read image {p}")
-                a, sc = letterbox(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size)
-                arrays.append(a)
-                scales.append(sc)
-            x = torch.from_numpy(np.stack(arrays)).to(device)
-            for p, sc, (b, sco) in zip(chunk, scales, detect(fwd, x, protocol)):
-                b = b.double().cpu().numpy() / sc
-                out[_key(p)] = np.hstack([b[:, :2], b[:, 2:] - b[:, :2], sco.double().cpu().numpy()[:, None]])
-    finally:
-        if model is not None and was:
-            model.train()
-    return out
-
-
-def minival_ap(model, samples, size: int = 640, batch: int = 4, device: str = "cpu",
-               forward: Optional[Callable] = None) -> float:
+def minival_ap(model, samples, size: int = 640, batch: int = 4, device: str = "cpu") -> float:
     """AP (IoU 0.5, WIDER's evaluation code) on training samples (``FaceSample`` list), every
-    non-ignored face counted (no Easy / Medium / Hard split): the mini-validation AP."""
+    non-ignored face counted (no Easy / Medium / Hard split): the mini-validation AP. The images go
+    through :class:`pyddsar.Detector` at ``size`` with the model's protocol, as ``pyddsar eval``."""
     import warnings
 
     from ..evaluation import WiderGroundTruth, evaluate
+    from ..evaluation.model_eval import image_key, predict_paths
+    from ..inference import Detector
 
     samples = list(samples)
     if not samples:
         raise ValueError("mini-validation needs at least one sample")
-    preds = predict_paths(model, [s.image_path for s in samples], size, batch, device, forward)
-    keys = [_key(s.image_path) for s in samples]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
+        raise ValueError(f"size must be a multiple of 32, got {size!r}")
+    was = model.training
+    try:
+        preds = predict_paths(Detector(model, device=device, input_size=size), [s.image_path for s in samples], batch)
+    finally:
+        model.train(was)
+    keys = [image_key(s.image_path) for s in samples]
     boxes = [np.hstack([s.boxes[:, :2], s.boxes[:, 2:] - s.boxes[:, :2]]).astype(np.float64) for s in samples]
     keepers = [np.nonzero(~np.asarray(s.ignore, bool))[0] for s in samples]
     gt = WiderGroundTruth([k.split("/")[0] for k in keys], [k.split("/")[1] for k in keys], boxes,

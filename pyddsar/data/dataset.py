@@ -22,7 +22,7 @@ __all__ = ["FaceSample", "FaceDataset"]
 class FaceSample:
     image_path: str
     boxes: np.ndarray  # float32 [N, 4] x1 y1 x2 y2, pixels
-    landmarks: Optional[np.ndarray]  # float32 [N, 5, 2], rows of -1 where a face has none; None: no landmarks
+    landmarks: Optional[np.ndarray]  # float32 [N, 5, 2], NaN where a face has none; None: no landmarks at all
     ignore: np.ndarray  # bool [N]
 
 
@@ -78,7 +78,9 @@ class FaceDataset:
         """From ``wider_face_*_bbx_gt.txt`` (format ``txt``), ``label.txt`` (``label``, with landmarks)
         or ``wider_face_val.mat`` (``mat``); image paths are ``images_dir/<name>``.
 
-        Faces flagged invalid in the official txt, and zero-size or inverted boxes, get ``ignore``."""
+        Faces flagged invalid in the official txt, and zero-size or inverted boxes, get ``ignore``.
+        Landmarks (``label``) are NaN where the file has none (-1), real coordinates elsewhere, even
+        outside the image."""
         entries = read_gt(annotations, format)
         samples, bad_boxes = [], 0
         for g in entries:
@@ -90,6 +92,8 @@ class FaceDataset:
             lm = None
             if g.landmarks is not None:
                 lm = np.asarray(g.landmarks, dtype=np.float32).reshape(-1, 5, 2)
+                if len(lm) != len(b):
+                    raise ValueError(f"{annotations}: {g.path} has {len(b)} boxes but {len(lm)} landmark sets")
             samples.append(FaceSample(_find_image(images_dir, g.path), b, lm, ign.astype(bool)))
         if bad_boxes:
             warnings.warn(f"{annotations}: {bad_boxes} zero-size or inverted boxes are marked ignore", stacklevel=2)
@@ -130,10 +134,11 @@ class FaceDataset:
     def _decode(path: str) -> Optional[np.ndarray]:
         import cv2
 
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes to RGB: no extra pass
+        img = cv2.imread(path, cv2.IMREAD_COLOR if rgb is None else rgb)
         if img is None or img.size == 0:
             return None
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if rgb is None else img
 
     def load_image(self, index: int) -> Optional[np.ndarray]:
         """RGB uint8 [H, W, 3], or None (counted in ``skipped``, with a warning) when it cannot be decoded."""

@@ -26,10 +26,11 @@ import numpy as np
 
 __all__ = ["write_dataset", "draw_image", "EVENTS", "EASY_MIN", "MEDIUM_MIN"]
 
+MAX_SIDE = 4096
 EVENTS = ("0--Crowd", "1--Group", "2--Portrait", "3--Street")
 EASY_MIN, MEDIUM_MIN = 64, 24  # face height in pixels
 MIN_FACE, MAX_FACE = 8, 400
-LANDMARK_MIN = 12  # faces smaller than this have no landmarks (rows of -1), like WIDER's tiny faces
+LANDMARK_MIN = 12  # faces smaller than this have no landmarks (NaN; -1 in label.txt), like WIDER's tiny faces
 
 _SKIN = np.array([[224, 172, 105], [241, 194, 125], [198, 134, 66], [141, 85, 36], [255, 219, 172],
                   [232, 190, 172], [161, 102, 94], [94, 60, 40]], dtype=np.float64)  # RGB
@@ -161,7 +162,7 @@ def _sizes(rng, event: str, n: int, h: int) -> np.ndarray:
 
 def draw_image(rng: np.random.Generator, width: int, height: int, event: str):
     """Draw one image; returns (RGB uint8 image, boxes [N, 4] x1 y1 x2 y2 float, landmarks [N, 5, 2]
-    (-1 rows for faces under LANDMARK_MIN px), occluded [N] bool)."""
+    (NaN for faces under LANDMARK_MIN px), occluded [N] bool)."""
     img = _background(rng, width, height)
     n_target = {"0": int(rng.integers(10, 40)), "1": int(rng.integers(3, 12)), "2": int(rng.integers(1, 3)),
                 "3": int(rng.integers(2, 15))}[event[0]]
@@ -187,7 +188,7 @@ def draw_image(rng: np.random.Generator, width: int, height: int, event: str):
             if o:
                 _occlude(img, rng, box)
             boxes.append(box)
-            lms.append(pts if (box[3] - box[1]) >= LANDMARK_MIN else np.full((5, 2), -1.0))
+            lms.append(pts if (box[3] - box[1]) >= LANDMARK_MIN else np.full((5, 2), np.nan))
             occ.append(o)
             break
     boxes_a = np.array(boxes, dtype=np.float64).reshape(-1, 4)
@@ -272,7 +273,7 @@ def _write_txts(out_dir: str, split: str, records: List[dict]) -> None:
     for r in records:
         lab.append(f"# {r['event']}/{r['name']}.jpg {r['size'][0]} {r['size'][1]}")
         for (x, y, bw, bh), pts in zip(r["xywh"], r["landmarks"]):
-            if pts[0, 0] < 0:
+            if not np.isfinite(pts).all():  # label.txt writes a missing point as -1 -1 -1
                 kp = " ".join(["-1.0 -1.0 -1.0"] * 5)
                 lab.append(f"{x} {y} {bw} {bh} {kp} -1.0")
             else:
@@ -292,6 +293,8 @@ def write_dataset(out_dir: str, n_train: int = 200, n_val: int = 50, seed: int =
     w, h = (int(v) for v in image_size)
     if w < 32 or h < 32:
         raise ValueError(f"image_size must be at least 32x32, got {w}x{h}")
+    if w > MAX_SIDE or h > MAX_SIDE:  # one 20000x20000 image took 10 GB
+        raise ValueError(f"image_size must be at most {MAX_SIDE}x{MAX_SIDE}, got {w}x{h}")
     os.makedirs(out_dir, exist_ok=True)
     counts = {}
     for split, split_id, n in (("train", 0, n_train), ("val", 1, n_val)):

@@ -9,6 +9,7 @@ Malformed files raise :class:`ValueError` naming the file and line. numpy (and s
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -25,7 +26,7 @@ class GroundTruthImage:
     path: str  # "event/name" (mat: "event/file_name" without extension)
     boxes: np.ndarray  # [M, 4] float64, (x1, y1, x2, y2)
     image_size: Optional[Tuple[int, int]] = None  # (width, height) when the file gives it
-    landmarks: Optional[np.ndarray] = None  # [M, 5, 2] float64 (label.txt only); -1 rows where missing
+    landmarks: Optional[np.ndarray] = None  # [M, 5, 2] float64 (label.txt only); NaN where missing
     invalid: Optional[np.ndarray] = None  # [M] bool: the official txt's 'invalid' flag (txt only)
 
 
@@ -34,28 +35,64 @@ def _xywh_to_xyxy(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[:, :2], a[:, :2] + a[:, 2:4]], axis=1)
 
 
+_LOAD_MAT = """
+import pickle, sys
+import scipy.io
+try:
+    data = scipy.io.loadmat(sys.argv[1])
+except MemoryError:
+    raise
+except Exception as e:
+    sys.stderr.write(f"{type(e).__name__}: {e}")
+    sys.exit(3)
+sys.stdout.buffer.write(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+"""
+
+
+def load_mat(path: str) -> dict:
+    """scipy's ``loadmat`` in a child process, every failure a ValueError. A damaged file makes
+    scipy 1.17's MAT5 reader raise almost anything (zlib.error, IndexError, UnboundLocalError) or
+    crash the process with a segmentation fault (found by tests/test_fuzz.py), so it runs apart;
+    files already read (same size and modification time) come from a cache."""
+    if not os.path.isfile(path):
+        raise ValueError(f"ground-truth file not found: {path}")
+    st = os.stat(path)
+    return _load_mat_cached(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_mat_cached(path: str, size: int, mtime_ns: int) -> dict:
+    import pickle
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _LOAD_MAT, path], capture_output=True, timeout=600)
+    if r.returncode < 0:
+        raise ValueError(f"{path}: scipy's MATLAB reader crashed on it (signal {-r.returncode}): a damaged file")
+    if r.returncode:
+        detail = r.stderr.decode(errors="replace").strip().splitlines()
+        raise ValueError(f"{path}: not a readable MATLAB file ({detail[-1] if detail else 'no detail'})")
+    return pickle.loads(r.stdout)
+
+
 def read_mat(path: str) -> List[GroundTruthImage]:
     """``wider_face_val.mat`` (keys ``event_list``, ``file_list``, ``face_bbx_list``)."""
-    try:
-        import scipy.io
-    except ImportError as e:  # pragma: no cover - scipy is a dependency
-        raise ValueError("reading .mat ground truth needs scipy") from e
-    try:
-        m = scipy.io.loadmat(path)
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"{path}: not a readable MATLAB file ({e})") from None
+    m = load_mat(path)
     for key in ("event_list", "file_list", "face_bbx_list"):
         if key not in m:
             raise ValueError(f"{path}: no '{key}' entry; expected WIDER's wider_face_*.mat")
     out = []
     events, files, boxes = m["event_list"], m["file_list"], m["face_bbx_list"]
-    for e in range(len(events)):
-        event = str(events[e][0][0])
-        names, bbx = files[e][0], boxes[e][0]
-        if len(names) != len(bbx):
-            raise ValueError(f"{path}: event {event} has {len(names)} files but {len(bbx)} box lists")
-        for i in range(len(names)):
-            out.append(GroundTruthImage(f"{event}/{names[i][0][0]}", _xywh_to_xyxy(bbx[i][0])))
+    try:
+        for e in range(len(events)):
+            event = str(events[e][0][0])
+            names, bbx = files[e][0], boxes[e][0]
+            if len(names) != len(bbx):
+                raise ValueError(f"{path}: event {event} has {len(names)} files but {len(bbx)} box lists")
+            for i in range(len(names)):
+                out.append(GroundTruthImage(f"{event}/{names[i][0][0]}", _xywh_to_xyxy(np.asarray(bbx[i][0], float))))
+    except (IndexError, TypeError, KeyError) as e:
+        raise ValueError(f"{path}: not laid out as WIDER's wider_face_*.mat ({type(e).__name__}: {e})") from None
     return out
 
 
@@ -112,27 +149,31 @@ def read_txt(path: str) -> List[GroundTruthImage]:
 
 def _landmarks(vals: List[float], path: str, lineno: int) -> np.ndarray:
     """Five (x, y) points after the box: RetinaFace writes ``x y flag`` triples (15 numbers, often a
-    trailing confidence), some tools plain ``x y`` pairs (10 numbers). Points with a negative x are
-    missing and become -1."""
+    trailing confidence), some tools plain ``x y`` pairs (10 numbers). A point written as all -1
+    (SCRFD's retinaface.py:54 gives it weight 0) is missing and becomes NaN; every other point keeps
+    its coordinates, negative or not."""
     rest = vals[4:]
     if len(rest) >= 15:
-        pts = np.array(rest[:15]).reshape(5, 3)[:, :2]
+        triples = np.array(rest[:15]).reshape(5, 3)
+        pts, missing = triples[:, :2].copy(), (triples == -1).all(axis=1)
     elif len(rest) in (10, 11):
         pts = np.array(rest[:10]).reshape(5, 2)
+        missing = (pts == -1).all(axis=1)
     elif len(rest) <= 1:  # a box, perhaps with a score: no landmarks
-        return np.full((5, 2), -1.0)
+        return np.full((5, 2), np.nan)
     else:
         raise ValueError(f"{path}:{lineno}: expected 'x y w h' then 5 landmarks as 15 numbers (x y flag) or "
                          f"10 (x y), got {len(rest)} numbers after the box")
-    pts = pts.copy()
-    pts[pts[:, 0] < 0] = -1.0
+    if not np.isfinite(pts).all():
+        raise ValueError(f"{path}:{lineno}: landmarks must be finite numbers (-1 -1 -1 for a missing point)")
+    pts[missing] = np.nan
     return pts
 
 
 def read_label(path: str) -> List[GroundTruthImage]:
     """RetinaFace / SCRFD ``label.txt``: ``# path [width height]`` then one line per face starting
     with ``x y w h``, then optionally 5 landmarks (``x y flag`` x 5, or ``x y`` x 5; a trailing
-    confidence is ignored); ``landmarks`` rows are -1 where a face has none."""
+    confidence is ignored); ``landmarks`` are NaN where a face has none (points written as -1)."""
     lines = _lines(path)
     out: List[GroundTruthImage] = []
     name, size, faces, kps = None, None, [], []

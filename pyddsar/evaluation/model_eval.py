@@ -4,26 +4,15 @@ inference protocol (SPEC section 4) and evaluate the predictions (WIDER Easy / M
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
 
-def load_detector_model(model: Optional[str], weights: str):
-    """-> (detector model, the file's Preprocessing or None) from `weights`: a pyddsar model file
-    (config and inference protocol inside; `model`, when given, must match it) or an insightface SCRFD
-    .onnx / plain checkpoint for preset `model`."""
-    from ..detect_cli import load_weights
-
-    return load_weights(weights, model)
-
-
 def protocol_kwargs(pre) -> dict:
-    """:class:`pyddsar.Detector` keyword arguments of a model file's Preprocessing (None: none)."""
-    if pre is None:
-        return {}
-    return dict(input_size=pre.input_size, score_threshold=pre.score_threshold, nms_threshold=pre.nms_threshold,
-                pre_nms_topk=pre.pre_nms_topk, max_detections=pre.max_detections)
+    """:class:`pyddsar.Detector` keyword arguments of a model file's Preprocessing (None: the model's
+    default): the whole of it, normalisation and channel order included."""
+    return {} if pre is None else {"preprocessing": pre}
 
 
 def image_key(path: str) -> str:
@@ -36,7 +25,12 @@ def predict_folder(detector, data: str, split: str = "val", batch_size: int = 8,
     from ..data import FaceDataset
 
     dataset = FaceDataset.from_folder(data, split=split)
-    paths = [s.image_path for s in dataset.samples]
+    return predict_paths(detector, [s.image_path for s in dataset.samples], batch_size, progress)
+
+
+def predict_paths(detector, paths, batch_size: int = 8, progress=None) -> Dict[str, np.ndarray]:
+    """{"event/name": [N, 5] x y w h score} of a :class:`pyddsar.Detector` for image files."""
+    paths = list(paths)
     out: Dict[str, np.ndarray] = {}
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
@@ -50,10 +44,11 @@ def predict_folder(detector, data: str, split: str = "val", batch_size: int = 8,
 
 
 def evaluate_model(model=None, weights=None, data=None, gt=None, out_dir=None, iou_thresh: float = 0.5,
-                   device: str = "cpu", split: str = "val", batch_size: int = 8, **detector_kw):
+                   device: str = "cpu", split: str = "val", batch_size: int = 8, progress=None, **detector_kw):
     """Detect over `data`'s `split` images (with the model file's inference protocol; `detector_kw`
     such as ``input_size=`` override it), write the prediction txt files to `out_dir/predictions`
-    when `out_dir` is given, and evaluate against the .mat ground truth in `gt`."""
+    when `out_dir` is given, and evaluate against the .mat ground truth in `gt`. `progress`, when
+    given, is called as ``progress(done, total)`` after each batch of images."""
     from ..inference import Detector
     from .widerface import evaluate, write_predictions
 
@@ -61,10 +56,12 @@ def evaluate_model(model=None, weights=None, data=None, gt=None, out_dir=None, i
         raise ValueError(f"no dataset folder at {data}")
     if not gt or not os.path.isdir(gt):
         raise ValueError(f"no ground-truth folder at {gt}")
-    net, pre = load_detector_model(model, weights)
+    from ..model_file import load_model
+
+    net, pre = load_model(weights, model)
     # the file's own inference protocol (SCRFD's or ASFD's), unless the caller overrides a part of it
     detector = Detector(net, device=device, **{**protocol_kwargs(pre), **detector_kw})
-    preds = predict_folder(detector, data, split, batch_size)
+    preds = predict_folder(detector, data, split, batch_size, progress)
     if out_dir:
         write_predictions(os.path.join(out_dir, "predictions"), preds)
     return evaluate(preds, gt, iou_thresh=iou_thresh)

@@ -21,6 +21,8 @@ produce NaN: see :func:`evaluate`.
 
 from __future__ import annotations
 
+import json
+import numbers
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -37,9 +39,9 @@ __all__ = [
     "read_predictions",
     "write_predictions",
     "evaluate",
-    "evaluate_model",
     "iou_plus_one",
     "write_pr_plot",
+    "write_ap_json",
 ]
 
 SUBSETS = ("easy", "medium", "hard")
@@ -72,14 +74,9 @@ def _strip_jpg(name: str) -> str:
 
 
 def _loadmat(path: str):
-    import scipy.io
+    from ..data.widerface_gt import load_mat
 
-    if not os.path.isfile(path):
-        raise ValueError(f"ground-truth file not found: {path}")
-    try:
-        return scipy.io.loadmat(path)
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"{path}: not a readable MATLAB file ({e})") from None
+    return load_mat(path)
 
 
 def load_ground_truth(gt_dir: str) -> WiderGroundTruth:
@@ -157,7 +154,7 @@ def _read_pred_file(path: str) -> Tuple[str, np.ndarray]:
     if len(lines) >= 2:
         try:
             count = int(float(lines[1].strip()))
-        except ValueError:
+        except (ValueError, OverflowError):  # "inf" / "nan" too
             raise ValueError(f"{path}:2: expected the number of boxes, got {lines[1]!r}") from None
         if count != len(rows):
             warnings.warn(f"{path}: announces {count} boxes but holds {len(rows)}; using the {len(rows)} box lines",
@@ -357,8 +354,10 @@ def evaluate(predictions: Union[str, os.PathLike, Mapping[str, np.ndarray]],
     """
     if not isinstance(gt, WiderGroundTruth):
         gt = load_ground_truth(os.fspath(gt))
-    if thresh_num < 1:
-        raise ValueError(f"thresh_num must be positive, got {thresh_num}")
+    if isinstance(thresh_num, bool) or not isinstance(thresh_num, numbers.Integral) or not 1 <= thresh_num <= 100000:
+        raise ValueError(f"thresh_num must be an integer in 1..100000, got {thresh_num!r}")
+    if isinstance(iou_thresh, bool) or not isinstance(iou_thresh, numbers.Real) or not 0 < iou_thresh <= 1:
+        raise ValueError(f"iou_thresh must be a number in (0, 1], got {iou_thresh!r}")
     notes: List[str] = []
     per_image = _prepare_predictions(predictions, gt, notes)
     t = np.arange(thresh_num)
@@ -406,25 +405,15 @@ def evaluate(predictions: Union[str, os.PathLike, Mapping[str, np.ndarray]],
 
 
 def write_pr_plot(path: str, result: WiderEvalResult, title: str = "WIDER Face precision-recall") -> None:
-    """PNG of precision against the threshold index's recall for the three subsets (one line each:
-    the curves are drawn as precision over recall sampled at 101 recall points, envelope as in AP)."""
-    from ..plot_png import write_line_plot
+    """PNG of precision against recall for the three subsets, one line each with its AP in the
+    legend, as the official WIDER evaluation draws them."""
+    from ..plots import pr_figure, save_png
 
-    xs = np.linspace(0.0, 1.0, 101)
-    series = {}
-    for s in SUBSETS:
-        r, p = result.recall[s], result.precision[s]
-        mrec = np.concatenate(([0.0], np.nan_to_num(r), [1.0]))
-        mpre = np.concatenate(([0.0], np.nan_to_num(p), [0.0]))
-        mpre = np.maximum.accumulate(mpre[::-1])[::-1]
-        # precision envelope at recall x: max precision at any recall >= x
-        ys = np.array([mpre[np.searchsorted(mrec, x, side="left")] if x <= mrec[-2] else np.nan for x in xs])
-        series[f"{s} AP {result.ap[s]:.4f}"] = ys
-    write_line_plot(path, xs, series, title=title, xlabel="recall", ylabel="precision")
+    curves = {s: (np.nan_to_num(result.recall[s]), np.nan_to_num(result.precision[s]), result.ap[s]) for s in SUBSETS}
+    save_png(pr_figure(curves, title=title), path)
 
 
-def evaluate_model(model=None, weights=None, data=None, gt=None, **kwargs) -> WiderEvalResult:
-    """``pyddsar eval --model M --weights W --data DIR``: see :mod:`pyddsar.evaluation.model_eval`."""
-    from .model_eval import evaluate_model as run
-
-    return run(model=model, weights=weights, data=data, gt=gt, **kwargs)
+def write_ap_json(path: str, result: WiderEvalResult) -> None:
+    """``result.to_dict()`` as JSON (`pyddsar eval --out`'s ap.json), written atomically: a crash or a
+    kill mid-write leaves the previous file, never a half-written one."""
+    write_text(path, json.dumps(result.to_dict(), indent=1) + "\n")

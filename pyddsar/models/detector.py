@@ -30,7 +30,8 @@ class DetectorConfig:
     Neck: PAFPN with ``neck_channels``. Head: ``stacked_convs`` x ``feat_channels``, ``norm`` gn|bn
     (``gn_groups``), ``dw_conv`` depthwise-separable tower, ``shared_head`` (one tower for all levels) or
     one per level, ``use_kps`` 5 keypoints, ``use_scale`` learnable per-level box scale.
-    ``fused``: BN folded into conv biases everywhere (imported inference weights).
+    ``fused``: BN folded into conv biases everywhere (imported inference weights); a GroupNorm head
+    keeps its GroupNorm (it cannot be folded).
     """
 
     name: str = "custom"
@@ -66,7 +67,7 @@ class DetectorConfig:
                 raise ValueError(f"{f} must be a positive integer, got {v!r}")
         if isinstance(self.stacked_convs, bool) or not isinstance(self.stacked_convs, int) or self.stacked_convs < 0:
             raise ValueError(f"stacked_convs must be a non-negative integer, got {self.stacked_convs!r}")
-        if self.norm == "gn" and not self.fused and self.feat_channels % self.gn_groups:
+        if self.norm == "gn" and self.feat_channels % self.gn_groups:
             raise ValueError(f"feat_channels {self.feat_channels} is not divisible by gn_groups {self.gn_groups}")
 
     def to_dict(self) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -19,14 +20,35 @@ def norm_layer(kind: str, channels: int, groups: int = 16, eps: float = 1e-5) ->
     raise ValueError(f"unknown norm {kind!r}; use 'bn', 'gn' or 'none'")
 
 
+class PointwiseStridedConv(nn.Conv2d):
+    """A 1x1 conv with a stride, computed on the CPU under autograd as subsampling + a stride-1 1x1
+    conv (the same values). torch 2.13 / 2.14's CPU (oneDNN) backward of a strided 1x1 conv on
+    channels_last input with 2..15 input channels corrupts the heap and kills the process
+    (tests/test_torch_cpu_workaround.py holds the smallest case); the stride-1 conv is unaffected,
+    and channels_last trains 1.45x faster on this CPU than contiguous tensors (docs/training.md)."""
+
+    def forward(self, x):
+        if x.device.type == "cpu" and torch.is_grad_enabled() and not torch.onnx.is_in_onnx_export():
+            return F.conv2d(x[:, :, :: self.stride[0], :: self.stride[1]], self.weight, self.bias, groups=self.groups)
+        return super().forward(x)
+
+
+def conv2d(cin, cout, kernel, stride=1, padding=0, groups=1, bias=True) -> nn.Conv2d:
+    """nn.Conv2d, or :class:`PointwiseStridedConv` for the 1x1 strided convs torch's CPU backward
+    cannot train on channels_last (fewer than 16 input channels)."""
+    cls = PointwiseStridedConv if kernel == 1 and stride > 1 and cin < 16 else nn.Conv2d
+    return cls(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
+
+
 class ConvNorm(nn.Sequential):
     """conv (no bias) + norm [+ ReLU]; with ``fused=True`` (BN folded into the conv, as in SCRFD's ONNX
-    files) the conv carries a bias and the norm is an identity."""
+    files) a BN conv carries a bias and the norm is an identity. GroupNorm cannot be folded: it stays."""
 
     def __init__(self, cin, cout, kernel, stride=1, groups=1, act=True, norm="bn", gn_groups=16,
                  fused=False, eps=1e-5):
-        conv = nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=fused)
-        layers = [conv, norm_layer("none" if fused else norm, cout, gn_groups, eps)]
+        fold = fused and norm == "bn"
+        conv = conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=fold)
+        layers = [conv, norm_layer("none" if fold else norm, cout, gn_groups, eps)]
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)

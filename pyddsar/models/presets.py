@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Mapping, Union
 
 from ..arch import Arch, presets as arch_presets
-from ..asfd.config import ASFDConfig, build_asfd
+from ..asfd.config import ASFDConfig  # plain data; the ASFD modules are imported when one is built
 from .detector import SCRFD, DetectorConfig
 
 AnyConfig = Union[DetectorConfig, ASFDConfig]
@@ -25,10 +25,15 @@ _CONFIGS = {}
 for _k, _h in _DDSAR_HEADS.items():
     _CONFIGS[f"ddsar-{_k}"] = DetectorConfig(name=f"ddsar-{_k}", backbone="ddsar", arch=str(arch_presets[f"ddsar-{_k}"]), **_h)
 
-# SCRFD's own models (insightface configs scrfd_500m / 2.5g / 10g / 34g / 2.5g_bnkps)
+# SCRFD's own models: insightface detection/scrfd/configs/scrfd/scrfd_{500m,1g,2.5g,10g,34g}.py (GroupNorm
+# head shared across levels) and scrfd_{500m,2.5g,10g}_bnkps.py (BN, one head per level, 5 keypoints;
+# 500m_bnkps has scale_mode=0: no box scales)
 _CONFIGS["scrfd-0.5g"] = DetectorConfig(
     name="scrfd-0.5g", backbone="mobilenetv1", stage_planes=(16, 16, 40, 72, 152, 288), stage_blocks=(2, 3, 2, 6),
     **_DDSAR_HEADS["0.5g"])
+_CONFIGS["scrfd-1g"] = DetectorConfig(
+    name="scrfd-1g", backbone="mobilenetv1", stage_planes=(32, 48, 48, 160, 216, 312), stage_blocks=(3, 2, 1, 5),
+    neck_channels=24, stacked_convs=2, feat_channels=96, gn_groups=8, dw_conv=True)
 _CONFIGS["scrfd-2.5g"] = DetectorConfig(
     name="scrfd-2.5g", backbone="resnetv1e", block="basic", stage_planes=(24, 48, 48, 80), stage_blocks=(3, 5, 3, 2),
     stem_channels=24, **_DDSAR_HEADS["2.5g"])
@@ -38,7 +43,10 @@ _CONFIGS["scrfd-10g"] = DetectorConfig(
 _CONFIGS["scrfd-34g"] = DetectorConfig(
     name="scrfd-34g", backbone="resnetv1e", block="bottleneck", stage_planes=(56, 56, 144, 184),
     stage_blocks=(17, 16, 2, 8), stem_channels=56, **_DDSAR_HEADS["34g"])
+_CONFIGS["scrfd-0.5g-kps"] = _CONFIGS["scrfd-0.5g"].replace(name="scrfd-0.5g-kps", norm="bn", shared_head=False,
+                                                            use_kps=True, use_scale=False)
 _CONFIGS["scrfd-2.5g-kps"] = _CONFIGS["scrfd-2.5g"].replace(name="scrfd-2.5g-kps", norm="bn", shared_head=False, use_kps=True)
+_CONFIGS["scrfd-10g-kps"] = _CONFIGS["scrfd-10g"].replace(name="scrfd-10g-kps", norm="bn", shared_head=False, use_kps=True)
 
 # ASFD's RetinaNet-style baseline (SPEC section 6): ResNet-18, FPN, 256 channels, 4 head convs; any
 # pyddsar backbone through build_detector("asfd-baseline", backbone="resnet50" | "ddsar-2.5g" | ...)
@@ -65,21 +73,6 @@ def matches_preset(config: AnyConfig, name: str) -> bool:
     if isinstance(base, ASFDConfig):
         return config.name == name
     return config.replace(name=name, fused=base.fused) == base
-
-
-def arch_from_file(path: str) -> Arch:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ValueError(f"cannot read {path}: {e}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return Arch.parse(text)
-    if isinstance(data, dict) and "structure" in data:  # a search's best.json
-        return Arch.parse(data["structure"])
-    return Arch.parse(text)
 
 
 def _config_file(path: str):
@@ -114,10 +107,10 @@ def config_for(name_or_config, **overrides) -> DetectorConfig:
             cfg = presets[s]
         elif os.path.isfile(s):
             saved = _config_file(s)  # a detector.json (a config's to_dict) or else an architecture file
-            cfg = saved or DetectorConfig(name=os.path.basename(s), backbone="ddsar", arch=str(arch_from_file(s)))
+            cfg = saved or DetectorConfig(name=os.path.basename(s), backbone="ddsar", arch=str(Arch.load(s)))
         else:
             try:
-                arch = Arch.parse(s)
+                arch = Arch.load(s)  # a structure string, table, JSON, best.json content or "-" (stdin)
             except ValueError:
                 raise ValueError(
                     f"unknown detector {s!r}: not a preset ({', '.join(presets)}), a file or an architecture"
@@ -135,4 +128,8 @@ def build_detector(name_or_config, **overrides):
     for ``asfd-baseline``: ``backbone="resnet50"`` or any searched backbone, ``channels``, ...).
     Returns an :class:`SCRFD` or, for an ASFD config, an :class:`~pyddsar.asfd.ASFDDetector`."""
     cfg = config_for(name_or_config, **overrides)
-    return build_asfd(cfg) if isinstance(cfg, ASFDConfig) else SCRFD(cfg)
+    if isinstance(cfg, ASFDConfig):
+        from ..asfd.build import build_asfd
+
+        return build_asfd(cfg)
+    return SCRFD(cfg)

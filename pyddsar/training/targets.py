@@ -33,6 +33,12 @@ def anchor_set(height: int, width: int, strides: Sequence[int] = (8, 16, 32), nu
     return AnchorSet(boxes, centers, level_strides, per_level)
 
 
+#: SCRFD's configs build `ATSSAssigner(topk=9)` (configs/scrfd/scrfd_*.py `train_cfg`), whose
+#: ignore_iof_thr defaults to -1 (mmdet/core/bbox/assigners/atss_assigner.py:27): ignored faces are
+#: left out of the targets, and the anchors around them stay negatives.
+SCRFD_IGNORE_IOF_THR = -1.0
+
+
 @dataclass
 class ImageTargets:
     assigned: torch.Tensor       # [N] int64: 0 negative, -1 ignored, j + 1 face j
@@ -47,16 +53,18 @@ class ImageTargets:
 
 def image_targets(anchors: AnchorSet, gt_boxes: torch.Tensor, gt_landmarks: Optional[torch.Tensor] = None,
                   ignore_boxes: Optional[torch.Tensor] = None, topk: int = 9,
-                  with_landmarks: bool = False) -> ImageTargets:
-    """ATSS targets for one image. gt_boxes [K, 4] pixels; gt_landmarks [K, 5, 2] (negative where a
-    face has none) or None; ignore_boxes [M, 4]: anchors mostly inside them are ignored.
-    ``with_landmarks``: landmark targets even without ``gt_landmarks`` (zeros of weight 0, for a
+                  with_landmarks: bool = False, ignore_iof_thr: float = SCRFD_IGNORE_IOF_THR) -> ImageTargets:
+    """ATSS targets for one image. gt_boxes [K, 4] pixels; gt_landmarks [K, 5, 2] (NaN where a
+    face has none) or None; ignore_boxes [M, 4]: with ``ignore_iof_thr > 0``, anchors whose area lies
+    more than that fraction inside one are ignored (SCRFD's -1: they are not, docs/training.md).
+    ``with_landmarks``: landmark targets even without ``gt_landmarks`` (NaN of weight 0, for a
     keypoint head trained on data that has no landmarks)."""
     if gt_landmarks is None and with_landmarks:
-        gt_landmarks = torch.full((len(gt_boxes), 5, 2), -1.0)  # "no landmarks" for every face
+        gt_landmarks = torch.full((len(gt_boxes), 5, 2), float("nan"))  # "no landmarks" for every face
     gt_boxes = gt_boxes.to(anchors.boxes)
     assigned, _ = ops.atss_assign(anchors.boxes, anchors.per_level, gt_boxes, topk=topk, inside="scrfd",
-                                  ignore=None if ignore_boxes is None or len(ignore_boxes) == 0 else ignore_boxes.to(anchors.boxes))
+                                  ignore=None if ignore_boxes is None or len(ignore_boxes) == 0 else ignore_boxes.to(anchors.boxes),
+                                  ignore_iof_thr=ignore_iof_thr)
     n = anchors.boxes.shape[0]
     pos = assigned > 0
     face = (assigned - 1).clamp(min=0)
@@ -69,7 +77,7 @@ def image_targets(anchors: AnchorSet, gt_boxes: torch.Tensor, gt_landmarks: Opti
         landmarks = torch.zeros(n, 5, 2, dtype=anchors.boxes.dtype, device=anchors.boxes.device)
         weight = torch.zeros(n, dtype=anchors.boxes.dtype, device=anchors.boxes.device)
         if len(gt_boxes):
-            has = (gt_landmarks.reshape(len(gt_landmarks), -1) >= 0).all(dim=1)
+            has = torch.isfinite(gt_landmarks.reshape(len(gt_landmarks), -1)).all(dim=1)  # NaN: no landmarks
             landmarks[pos] = gt_landmarks[face[pos]]
             weight[pos] = has[face[pos]].to(weight.dtype)
     return ImageTargets(assigned, boxes, landmarks, weight)

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .._atomic import torch_save
+from .._atomic import remove_stale_temporaries, torch_save, write_text
+from .._interrupt import DeferredInterrupt
 from .criterion import LossTerms, detection_loss
 from .targets import anchor_set, image_targets
 
@@ -39,12 +40,13 @@ class TrainConfig:
     epochs: int = 10
     batch: int = 8                   # per process
     size: int = 640                  # square training crops
-    lr: float = 0.01
+    lr: Optional[float] = None       # None: SCRFD's 0.01 per 32 images, scaled to batch x processes
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    warmup_epochs: float = 3.0       # linear from warmup_lr to lr
-    warmup_lr: float = 1e-5
-    steps: Tuple[float, ...] = (0.69, 0.85)  # lr x 0.1 at these fractions of training (SCRFD: 440/640, 544/640)
+    warmup_iters: int = 1500         # mmcv's linear warm-up from warmup_ratio x lr (SCRFD's configs)
+    warmup_ratio: float = 0.001
+    warmup_epochs: Optional[float] = None  # instead of warmup_iters: this many epochs
+    steps: Tuple[float, ...] = (55 / 80, 68 / 80)  # lr x 0.1 from these fractions of the epochs (SCRFD: 440, 544 of 640)
     workers: int = 0
     seed: int = 0
     device: str = "cpu"
@@ -68,30 +70,55 @@ class TrainConfig:
             raise ValueError(f"size must be a multiple of 32, got {self.size}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
-        for name in ("lr", "warmup_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1 or self.warmup_epochs < 0:
-            raise ValueError("weight_decay >= 0, 0 <= momentum < 1 and warmup_epochs >= 0 are required")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number (or None for SCRFD's rule), got {self.lr!r}")
+        if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) or self.warmup_iters < 0:
+            raise ValueError(f"warmup_iters must be an integer >= 0, got {self.warmup_iters!r}")
+        if not 0 < self.warmup_ratio <= 1:
+            raise ValueError(f"warmup_ratio must be in (0, 1], got {self.warmup_ratio!r}")
+        if self.warmup_epochs is not None and not self.warmup_epochs >= 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ValueError("weight_decay >= 0 and 0 <= momentum < 1 are required")
         if any(not 0 < s < 1 for s in self.steps):
             raise ValueError(f"steps are fractions of training in (0, 1), got {self.steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be positive")
         if not os.path.isdir(self.data):
             raise ValueError(f"no dataset folder at {self.data}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.backbone_weights is not None and not os.path.isfile(self.backbone_weights):
             raise ValueError(f"no backbone weights file at {self.backbone_weights}")
         if self.box_loss is not None and self.box_loss not in BOX_LOSSES:
             raise ValueError(f"box_loss must be one of {', '.join(BOX_LOSSES)}, got {self.box_loss!r}")
 
 
-def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up from warmup_lr to lr over warmup_epochs, then x0.1 at each step fraction."""
-    total = cfg.epochs * steps_per_epoch
-    warm = cfg.warmup_epochs * steps_per_epoch
+#: SCRFD's learning rate: 0.01 for 8 images per GPU on 4 GPUs (configs/scrfd/scrfd_2.5g_bnkps.py:2,
+#: :76 samples_per_gpu=8; README: dist_train.sh ... 4), scaled linearly to other total batches.
+SCRFD_LR, SCRFD_TOTAL_BATCH = 0.01, 32
+
+
+def base_lr(cfg: TrainConfig, world: int = 1) -> float:
+    """The learning rate after warm-up: ``cfg.lr``, or SCRFD's scaled to batch x processes."""
+    return cfg.lr if cfg.lr is not None else SCRFD_LR * cfg.batch * world / SCRFD_TOTAL_BATCH
+
+
+def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int, lr: Optional[float] = None) -> float:
+    """mmcv's step policy with linear warm-up, as SCRFD's configs set it: x0.1 from each epoch
+    ``f x epochs`` of ``cfg.steps`` (by epoch), and during the first ``warmup_iters`` steps the
+    regular rate times ``1 - (1 - step / warmup_iters) (1 - warmup_ratio)``."""
+    lr = base_lr(cfg) if lr is None else lr
+    epoch = step // steps_per_epoch
+    regular = lr * 0.1 ** sum(epoch >= f * cfg.epochs for f in cfg.steps)
+    warm = cfg.warmup_iters if cfg.warmup_epochs is None else cfg.warmup_epochs * steps_per_epoch
     if step < warm:
-        return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / warm
-    return cfg.lr * 0.1 ** sum(step >= f * total for f in cfg.steps)
+        return regular * (1 - (1 - step / warm) * (1 - cfg.warmup_ratio))
+    return regular
 
 
 def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> List[int]:
@@ -146,12 +173,16 @@ class Trainer:
             raise ValueError(f"SCRFD-framework detectors train with the DIoU box loss, not {cfg.box_loss!r}")
         self.anchors = None if self.asfd else anchor_set(cfg.size, cfg.size, device=self.device)
         self.steps_per_epoch = math.ceil(math.ceil(len(self.dataset) / self.world) / cfg.batch)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.warmup_lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        self.lr = base_lr(cfg, self.world)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate(cfg, 0, self.steps_per_epoch, self.lr),
+                                         momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda") if (cfg.amp and self.device.type == "cuda") else None
         self.epoch, self.step_in_epoch, self.step = 0, 0, 0
         self.history: List[dict] = []
+        self.window: List[dict] = []  # the steps since the last logged point
         os.makedirs(cfg.out, exist_ok=True)
+        if self.rank == 0:
+            remove_stale_temporaries(cfg.out)  # left by a process killed while writing
         if cfg.resume:
             self._load(os.path.join(cfg.out, CHECKPOINT))
         self.ddp = self.model
@@ -212,6 +243,7 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "step": self.step,
             "history": self.history,
+            "window": self.window,
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
         }
@@ -238,8 +270,11 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch, self.step = state["epoch"], state["step_in_epoch"], state["step"]
         self.history = list(state["history"])
+        self.window = list(state.get("window", []))
         torch.set_rng_state(state["torch_rng"].cpu())
         random.setstate(state["python_rng"])
+        if self.rank == 0:  # a run killed after logging but before its checkpoint logged those steps already
+            write_text(os.path.join(self.cfg.out, "metrics.jsonl"), "".join(json.dumps(p) + "\n" for p in self.history))
 
     # -- the loop ---------------------------------------------------------------------------------
     def _batches(self):
@@ -256,7 +291,7 @@ class Trainer:
     def _train_step(self, batch) -> dict:
         images, boxes, landmarks, ignore = batch
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        lr = learning_rate(self.cfg, self.step, self.steps_per_epoch)
+        lr = learning_rate(self.cfg, self.step, self.steps_per_epoch, self.lr)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -289,7 +324,14 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), ASFD_GRAD_CLIP)
 
     def _scrfd_loss(self, out, boxes, landmarks, ignore) -> LossTerms:
-        """QFL + DIoU (+ keypoints) against ATSS targets (SPEC section 4)."""
+        """QFL + DIoU (+ keypoints) against ATSS targets (SPEC section 4), normalisers averaged over
+        the processes (SCRFD's reduce_mean)."""
+        targets = self.targets(boxes, landmarks, ignore)
+        out = type(out)(*[None if o is None else [t.float() for t in o] for o in out])
+        return detection_loss(out, self.anchors, targets, reduce_mean=self._reduce_mean if self.world > 1 else None)
+
+    def targets(self, boxes, landmarks, ignore):
+        """ATSS targets of a collated batch; faces marked ignore are left out (SCRFD: gt_bboxes_ignore)."""
         kps = _unwrap(self.model).use_kps  # a keypoint head on data without landmarks: weight-0 targets
         targets = []
         for b, lm, ig in zip(boxes, landmarks, ignore):
@@ -297,12 +339,13 @@ class Trainer:
             targets.append(image_targets(self.anchors, b[keep].to(self.device),
                                          None if lm is None else lm[keep].to(self.device),
                                          b[ig].to(self.device), with_landmarks=kps))
-        num_pos = torch.tensor(float(sum(int(t.positive.sum()) for t in targets)), device=self.device)
-        if self.world > 1:
-            dist.all_reduce(num_pos)
-            num_pos /= self.world
-        out = type(out)(*[None if o is None else [t.float() for t in o] for o in out])
-        return detection_loss(out, self.anchors, targets, num_pos_total=float(num_pos))
+        return targets
+
+    def _reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
+        """SCRFD's reduce_mean: the mean of a scalar over the processes (the loss normalisers)."""
+        value = value.detach().clone().float()
+        dist.all_reduce(value)
+        return value / self.world
 
     def _asfd_loss(self, out, boxes, ignore) -> LossTerms:
         """Focal + smooth-L1 / GIoU against IoU-0.4 matching (SPEC section 6); no landmarks."""
@@ -317,40 +360,53 @@ class Trainer:
 
     def fit(self, progress=None) -> List[dict]:
         """Train to the end (or max_steps); checkpoint every epoch and on Ctrl-C. Returns the history
-        of logged points (one per `log_every` steps, with the mean of their terms)."""
+        of logged points (one per `log_every` steps, with the mean of their terms).
+
+        Ctrl-C takes effect at the end of the step it lands in (all processes stop at the same step):
+        the checkpoint then holds a state an uninterrupted run also passes through, and `--resume`
+        ends with the same weights, BN statistics and history."""
         cfg = self.cfg
         self.model.train()
-        window: List[dict] = []
         start = time.perf_counter()
-        try:
-            while self.epoch < cfg.epochs:
-                for batch in self._batches():
+        with DeferredInterrupt() as interrupt:
+            try:
+                while self.epoch < cfg.epochs:
+                    for batch in self._batches():
+                        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                            break
+                        self.window.append(self._train_step(batch))
+                        self.step += 1
+                        self.step_in_epoch += 1
+                        if len(self.window) == cfg.log_every or self.step_in_epoch == self.steps_per_epoch:
+                            self._log(self.window, start)
+                            self.window = []
+                        if progress is not None and self.rank == 0:
+                            progress(self.epoch, self.step_in_epoch, self.steps_per_epoch, self.history)
+                        if self._stop_requested(interrupt):
+                            raise KeyboardInterrupt
                     if cfg.max_steps is not None and self.step >= cfg.max_steps:
+                        if self.window:
+                            self._log(self.window, start)
+                            self.window = []
+                        self.save()
                         break
-                    window.append(self._train_step(batch))
-                    self.step += 1
-                    self.step_in_epoch += 1
-                    if len(window) == cfg.log_every or self.step_in_epoch == self.steps_per_epoch:
-                        self._log(window, start)
-                        window = []
-                    if progress is not None and self.rank == 0:
-                        progress(self.epoch, self.step_in_epoch, self.steps_per_epoch, self.history)
-                if cfg.max_steps is not None and self.step >= cfg.max_steps:
-                    if window:
-                        self._log(window, start)
+                    self.epoch += 1
+                    self.step_in_epoch = 0
                     self.save()
-                    break
-                self.epoch += 1
-                self.step_in_epoch = 0
-                self.save()
-        except KeyboardInterrupt:
-            if window:
-                self._log(window, start)
-            self.save()
-            raise
-        finally:
-            self._write_outputs()
+            except KeyboardInterrupt:
+                self.save()  # between two steps; an unfinished log window is saved and continued
+                raise
+            finally:
+                self._write_outputs()
         return self.history
+
+    def _stop_requested(self, interrupt) -> bool:
+        """Whether any process got Ctrl-C during this step (one flag all-reduced, so all stop together)."""
+        if self.world == 1:
+            return interrupt.requested
+        flag = torch.tensor(float(interrupt.requested), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _log(self, window: List[dict], start: float) -> None:
         point = {k: float(np.mean([w[k] for w in window])) for k in ("loss", "cls", "box", "kps", "num_pos")}
@@ -364,7 +420,7 @@ class Trainer:
         if self.rank != 0 or not self.history:
             return
         from ..model_file import save_model
-        from ..plot_png import write_line_plot
+        from ..plots import write_line_plot
 
         keys = ("step", "epoch", "loss", "cls", "box", "kps", "num_pos", "lr")
         with open(os.path.join(self.cfg.out, "metrics.csv"), "w", newline="") as f:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 
 def add_parser(sub) -> None:
@@ -26,8 +27,10 @@ def add_parser(sub) -> None:
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch", type=int, default=8, help="images per process")
     t.add_argument("--size", type=int, default=640, help="training crop side (multiple of 32)")
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--warmup-epochs", type=float, default=3.0)
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate after warm-up (default: SCRFD's 0.01 per 32 images, scaled to batch x processes)")
+    t.add_argument("--warmup-iters", type=int, default=1500, help="linear warm-up steps from 0.001 x lr (default: 1500)")
+    t.add_argument("--warmup-epochs", type=float, default=None, help="warm-up length in epochs instead of --warmup-iters")
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--seed", type=int, default=0)
@@ -40,10 +43,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .training.trainer import TrainConfig, train
+    from ..training.trainer import TrainConfig, train
 
-    from .asfd.config import ASFDConfig
-    from .models import config_for
+    from ..asfd.config import ASFDConfig
+    from ..models import config_for
 
     model, backbone = args.model, args.backbone
     if args.arch:
@@ -55,29 +58,55 @@ def run(args) -> int:
             model = args.arch
     cfg = TrainConfig(
         data=args.data, model=model, out=args.out, epochs=args.epochs, batch=args.batch, size=args.size,
-        lr=args.lr, warmup_epochs=args.warmup_epochs, workers=args.workers, device=args.device, seed=args.seed,
+        lr=args.lr, warmup_iters=args.warmup_iters, warmup_epochs=args.warmup_epochs, workers=args.workers, device=args.device, seed=args.seed,
         init=args.init, max_steps=args.max_steps, log_every=args.log_every, resume=args.resume,
         backbone=backbone, backbone_weights=args.backbone_weights, box_loss=args.box_loss,
     )
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    clock = {"start": None, "steps": 0}
+
+    bars = {"bar": None, "epoch": None}
 
     def progress(epoch, step, steps, history):
         if args.quiet or not rank0:
             return
-        loss = history[-1]["loss"] if history else float("nan")
-        sys.stderr.write(f"\repoch {epoch + 1}/{args.epochs}  step {step}/{steps}  loss {loss:.4f}   ")
-        sys.stderr.flush()
+        now = time.perf_counter()
+        if clock["start"] is None:  # the rate counts from the end of the first step (start-up excluded)
+            clock["start"] = now
+        else:
+            clock["steps"] += 1
+        elapsed = now - clock["start"]
+        rate = f"{clock['steps'] * args.batch * world / elapsed:.1f} images/s" if clock["steps"] else "- images/s"
+        loss = f"{history[-1]['loss']:.4f}" if history else "-"  # no logged step yet
+        stats = f"loss {loss}  {rate}"
+        if bars["epoch"] != epoch:
+            from tqdm import tqdm
+
+            close_bar()
+            bars["bar"] = tqdm(total=steps, desc=f"epoch {epoch + 1}/{args.epochs}", unit="step", file=sys.stderr,
+                               dynamic_ncols=True, postfix=stats)
+            bars["epoch"] = epoch
+        bar = bars["bar"]
+        bar.set_postfix_str(stats, refresh=False)
+        bar.update(max(0, step - bar.n))
+
+    def close_bar():
+        if bars["bar"] is not None:
+            bars["bar"].close()
+            bars["bar"] = None
 
     try:
         _, history = train(cfg, progress)
     except KeyboardInterrupt:
+        close_bar()
         if rank0:
             print(f"\ninterrupted: checkpoint saved in {args.out}; continue with --resume", file=sys.stderr)
         return 130
+    close_bar()
     if rank0:
-        if not args.quiet:
-            sys.stderr.write("\n")
         last = history[-1] if history else {}
-        print(f"trained {last.get('step', 0)} steps; final loss {last.get('loss', float('nan')):.4f}; "
+        loss = f"final loss {last['loss']:.4f}; " if "loss" in last else ""
+        print(f"trained {last.get('step', 0)} steps; {loss}"
               f"wrote {args.out}/model.pt, checkpoint.pt, metrics.jsonl, metrics.csv, loss.png")
     return 0

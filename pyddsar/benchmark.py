@@ -1,45 +1,23 @@
-"""`pyddsar bench`: honest per-stage latency of a detector (preprocessing, network, post-processing).
+"""Honest per-stage latency of a detector (preprocessing, network, post-processing); `pyddsar bench`
+runs :func:`run_bench` and prints :func:`format_table`.
 
-    pyddsar bench --model NAME|ARCH|best.json [--weights W] [--device cpu|cuda] [--batch 1,8]
-                  [--threads N] [--size 640x480] [--runtime torch|onnxruntime] [--warmup 3] [--runs 20]
-                  [--fp16] [--json]
-
-Each run detects ``batch`` synthetic images of ``--size`` (random pixels, seeded) with
+Each run detects ``batch`` synthetic images of ``size`` (random pixels, seeded) with
 :class:`pyddsar.Detector`'s protocol and times three stages: *preprocessing* (letterbox to the
-``--input-size`` square, BGR->RGB, normalise, copy to the device), *network* (forward + box decoding;
-with ``--runtime onnxruntime`` a raw-output ONNX export run by onnxruntime, then the same decoding) and
+``input_size`` square, BGR->RGB, normalise, copy to the device), *network* (forward + box decoding;
+with ``runtime='onnxruntime'`` a raw-output ONNX export run by onnxruntime, then the same decoding) and
 *post-processing* (threshold, top-k, NMS, mapping back to the image). Times are per image (stage time /
-batch); median and p90 over the ``--runs`` warm runs; the ``--warmup`` runs are excluded and reported
+batch); median and p90 over the ``runs`` warm runs; the ``warmup`` runs are excluded and reported
 on their own. CUDA work is synchronised before each clock read.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
-
-
-def _size(text: str):
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or min(int(p) for p in parts) < 2:
-        raise ValueError(f"--size must be WIDTHxHEIGHT such as 640x480, got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
-def _batches(text: str):
-    try:
-        out = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--batch must be comma-separated positive integers such as 1,8, got {text!r}") from None
-    if not out or min(out) <= 0:
-        raise ValueError(f"--batch must be comma-separated positive integers such as 1,8, got {text!r}")
-    return out
 
 
 def device_name(device) -> str:
@@ -67,9 +45,9 @@ def build_model(name, weights):
     from .models import build_detector, presets
 
     if weights:
-        from .detect_cli import load_weights
+        from .model_file import load_model
 
-        model, pre = load_weights(weights, name if name in presets else None)
+        model, pre = load_model(weights, name if name in presets else None)
         return model, model.config.name, protocol_kwargs(pre or default_preprocessing(model))
     if not name:
         raise ValueError("give --model (a preset, a structure string or a search's best.json) or --weights")
@@ -142,18 +120,24 @@ def _bench_image(rng, width: int, height: int, path=None) -> np.ndarray:
 
 
 def run_bench(model_name=None, weights=None, device="cpu", batches=(1, 8), threads=None, size=(640, 480),
-              runtime="torch", warmup=3, runs=20, input_size=640, fp16=False, image=None) -> dict:
-    """The benchmark as a dict (what ``--json`` prints)."""
+              runtime="torch", warmup=3, runs=20, input_size=640, fp16=False, image=None, progress=None) -> dict:
+    """The benchmark as a dict (what ``--json`` prints). ``progress``, when given, is called as
+    ``progress(done, total)`` after each run, warm-up runs included (total: batches x (warmup + runs));
+    it runs outside the timed stages."""
     import torch
 
     from . import __version__
     from .inference import Detector
 
+    batches = list(batches)
     if runtime not in ("torch", "onnxruntime"):
         raise ValueError(f"--runtime must be torch or onnxruntime, got {runtime!r}")
     for n, v, lo in (("--warmup", warmup, 0), ("--runs", runs, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{n} must be an integer >= {lo}, got {v!r}")
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in size)):
+        raise ValueError(f"size must be (width, height) of at least 2 pixels each, got {size!r}")
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
             raise ValueError(f"--threads must be a positive integer, got {threads!r}")
@@ -171,6 +155,7 @@ def run_bench(model_name=None, weights=None, device="cpu", batches=(1, 8), threa
     rng = np.random.default_rng(0)
     w, h = size
     results = []
+    total_runs, done_runs = len(batches) * (warmup + runs), 0
     for b in batches:
         imgs = [_bench_image(rng, w, h, image) for _ in range(b)]
         rows, warm = [], []
@@ -188,6 +173,9 @@ def run_bench(model_name=None, weights=None, device="cpu", batches=(1, 8), threa
             t3 = time.perf_counter()
             per = [(t1 - t0) * 1e3 / b, (t2 - t1) * 1e3 / b, (t3 - t2) * 1e3 / b, (t3 - t0) * 1e3 / b]
             (warm if i < warmup else rows).append(per)
+            done_runs += 1
+            if progress is not None:
+                progress(done_runs, total_runs)
         rows = np.asarray(rows)
         total = _stats(rows[:, 3])
         results.append({
@@ -210,7 +198,9 @@ def run_bench(model_name=None, weights=None, device="cpu", batches=(1, 8), threa
         "model": label, "weights": weights, "runtime": runtime, "device": str(dev), "device_name": device_name(dev),
         "fp16": bool(fp16), "image": image or "synthetic crowd scene", "threads": threads, "size": [w, h],
         "input_size": input_size, "warmup": warmup,
-        "protocol": {k: v for k, v in protocol.items() if k != "input_size"},
+        # the post-processing the Detector runs with (the model file's or the family's protocol)
+        "protocol": {"score_threshold": det.score_threshold, "nms_threshold": det.nms_threshold,
+                     "pre_nms_topk": det.pre_nms_topk, "max_detections": det.max_detections},
         "runs": runs, "torch": torch.__version__, "onnxruntime": ort_version if runtime == "onnxruntime" else None,
         "pyddsar": __version__, "python": platform.python_version(), "results": results,
         "unit": "milliseconds per image (stage time of a batch / batch size)",
@@ -235,30 +225,3 @@ def format_table(r: dict) -> str:
                      f"{cell('postprocess_ms', 15)} | {cell('total_ms', 17)} | {x['images_per_s']:>7.1f} | "
                      f"{100 * x['postprocess_share']:>5.1f}% | {wu}")
     return "\n".join(lines)
-
-
-def _cmd_bench(args) -> int:
-    r = run_bench(args.model, args.weights, args.device, _batches(args.batch), args.threads, _size(args.size),
-                  args.runtime, args.warmup, args.runs, args.input_size, args.fp16, args.image)
-    print(json.dumps(r) if args.json else format_table(r))
-    sys.stdout.flush()
-    return 0
-
-
-def add_parser(sub) -> None:
-    b = sub.add_parser("bench", help="per-stage latency of a detector: preprocessing, network, post-processing")
-    b.add_argument("--model", help="detector preset, structure string or a search's best.json")
-    b.add_argument("--weights", help="weights file (.onnx SCRFD or pyddsar model file); default: random weights")
-    b.add_argument("--device", default="cpu", help="cpu or cuda")
-    b.add_argument("--batch", default="1,8", help="batch sizes, comma-separated (default 1,8)")
-    b.add_argument("--threads", type=int, default=None, help="CPU threads (torch and onnxruntime); default torch's")
-    b.add_argument("--size", default="640x480", help="image WIDTHxHEIGHT (default 640x480)")
-    b.add_argument("--input-size", type=int, default=640, help="network input square side (default 640)")
-    b.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch")
-    b.add_argument("--warmup", type=int, default=3, help="warm-up runs, excluded (default 3)")
-    b.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
-    b.add_argument("--fp16", action="store_true", help="half precision (CUDA only)")
-    b.add_argument("--image", default=None, help="benchmark this photo (resized to --size); default: a synthetic "
-                   "crowd scene")
-    b.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    b.set_defaults(func=_cmd_bench)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+from . import _args
+
 
 def _cmd_synthetic(args) -> int:
-    from .data.synthetic import write_dataset
+    from ..data.synthetic import write_dataset
 
     t0 = time.perf_counter()
     counts = write_dataset(args.out, args.train, args.val, args.seed, image_size=tuple(args.size))
@@ -26,9 +28,11 @@ def preview_grid(data: str, out: str, n: int = 16, seed: int = 0, split: str = "
     import cv2
     import numpy as np
 
-    from .data import FaceDataset
-    from .data.augment import TrainAugment
+    from ..data import FaceDataset
+    from ..data.augment import TrainAugment
 
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024:
+        raise ValueError(f"--n must be an integer in 1..1024, got {n!r}")
     ds = FaceDataset.from_folder(data, split, transform=TrainAugment(size=size, normalise=False), seed=seed)
     if len(ds) == 0:
         raise ValueError(f"{data}: no images to preview")
@@ -67,7 +71,7 @@ def add_parser(sub) -> None:
     s.add_argument("--train", type=int, default=200)
     s.add_argument("--val", type=int, default=50)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
+    _args.add_size(s, (640, 480), "image", legacy_pair=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_synthetic)
     p = dsub.add_parser("preview", help="PNG grid of augmented training samples with their boxes")
@@ -76,5 +80,6 @@ def add_parser(sub) -> None:
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="train")
-    p.add_argument("--size", type=int, default=320, help="augmentation output size per tile (training uses 640)")
+    p.add_argument("--size", type=_args.square_side, default=320,
+                   help="augmentation output side per tile (default 320; training uses 640)")
     p.set_defaults(func=_cmd_preview)

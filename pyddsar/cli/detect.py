@@ -19,69 +19,7 @@ import os
 import sys
 
 
-def _is_onnx(path: str) -> bool:
-    try:
-        import onnx
-
-        onnx.load(path, load_external_data=False)
-        return True
-    except Exception:
-        return False
-
-
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
-
-
-def load_model(name, weights: str):
-    """A detector from ``weights``, recognised by content; ``name`` (a preset or None) must match it.
-
-    Returns the model; the preprocessing of a pyddsar model file is in ``load_weights``."""
-    return load_weights(weights, name)[0]
-
-
-def load_weights(weights: str, name=None):
-    """-> (model, Preprocessing or None). ``.onnx``: an insightface SCRFD file (its config is read from
-    the graph); a pyddsar model file (:func:`pyddsar.model_file.save_model`): config, weights and
-    preprocessing from the file, checksum verified; a plain torch dict ``{"config", "state_dict"}``
-    needs ``name``. ValueError when the file is missing, corrupt, foreign or for another model."""
-    from .models import build_detector, load_scrfd_onnx, presets
-    from .models.presets import config_from_dict, matches_preset
-
-    if name is not None and name not in presets:
-        raise ValueError(f"unknown model {name!r}; use one of {', '.join(presets)}")
-    if not os.path.isfile(weights):
-        raise ValueError(f"weights file not found: {weights}")
-    if _is_onnx(weights):
-        return load_scrfd_onnx(weights, expect=name), None
-    import torch
-
-    from . import model_file
-
-    try:
-        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception:
-        raise ValueError(f"{weights} is neither an ONNX file nor a readable pyddsar model file "
-                         "(truncated, corrupt or another format)") from None
-    if isinstance(ckpt, dict) and ckpt.get("format") == model_file.FORMAT:
-        model, pre = model_file.load_model(weights)  # checksum and config checks
-        cfg = model.config
-        if name is not None and not matches_preset(cfg, name):
-            raise ValueError(f"{weights} holds weights for {cfg.name!r}, not for {name!r}")
-        return model, pre
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
-        raise ValueError(f"{weights}: neither an ONNX file nor a pyddsar model file (see pyddsar.model_file.save_model)")
-    if name is None:
-        raise ValueError(f"{weights} is a plain checkpoint without a checksum: give --model, or convert it "
-                         "with pyddsar.model_file.save_model")
-    cfg = config_from_dict(ckpt["config"])
-    if not matches_preset(cfg, name):
-        raise ValueError(f"{weights} holds weights for {cfg.name!r}, not for {name!r}")
-    model = build_detector(cfg)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise ValueError(f"{weights}: weights do not fit {name!r}: {str(e).splitlines()[0]}") from None
-    return model.eval(), None
 
 
 def expand_images(paths):
@@ -101,30 +39,13 @@ def expand_images(paths):
     return out
 
 
-class Progress:
-    """A one-line progress bar on a stream (stderr): count, bar, images/s."""
+def Progress(total: int, stream=None, enabled: bool = True):
+    """A tqdm bar on a stream (stderr): count of images, bar, images/s."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, stream=None, enabled: bool = True, width: int = 30):
-        import time
-
-        self.total, self.done, self.width = total, 0, width
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-
-    def update(self, n: int = 1) -> None:
-        import time
-
-        self.done += n
-        if not self.enabled:
-            return
-        frac = self.done / max(1, self.total)
-        fill = int(round(frac * self.width))
-        rate = self.done / max(1e-9, time.perf_counter() - self.t0)
-        end = "\n" if self.done >= self.total else ""
-        self.stream.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {self.done}/{self.total} images, "
-                          f"{rate:.1f} img/s{end}")
-        self.stream.flush()
+    return tqdm(total=total, file=stream if stream is not None else sys.stderr, disable=not enabled, unit="img",
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images [{elapsed}<{remaining}, {rate_fmt}]")
 
 
 def to_record(path, img, d, keep) -> dict:
@@ -157,24 +78,33 @@ def draw(img, det, threshold):
 
 
 def _cmd_detect(args) -> int:
-    from .inference import Detector, to_bgr8
+    from ..inference import Detector, to_bgr8
 
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     paths = expand_images(args.images)
-    from .evaluation.model_eval import protocol_kwargs
+    from ..evaluation.model_eval import protocol_kwargs
 
-    model, pre = load_weights(args.weights, args.model)
+    from ..model_file import load_model
+
+    model, pre = load_model(args.weights, args.model)
     det = Detector(model, device=args.device, **protocol_kwargs(pre))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     bar = Progress(len(paths), enabled=not args.no_progress)
+    failed = 0
     for i in range(0, len(paths), args.batch_size):
-        chunk = paths[i:i + args.batch_size]
-        imgs = [to_bgr8(p) for p in chunk]
-        for path, img, d in zip(chunk, imgs, det.detect_batch(imgs, batch_size=args.batch_size)):
+        chunk, imgs = [], []
+        for p in paths[i:i + args.batch_size]:
+            try:  # an unreadable image is reported and skipped; the others are still detected
+                imgs.append(to_bgr8(p))
+                chunk.append(p)
+            except ValueError as e:
+                failed += 1
+                print(f"pyddsar detect: skipped {p}: {e}", file=sys.stderr)
+        for path, img, d in zip(chunk, imgs, det.detect_batch(imgs, batch_size=args.batch_size) if imgs else []):
             keep = d.scores >= args.threshold
             if args.out:
                 import cv2
@@ -188,7 +118,11 @@ def _cmd_detect(args) -> int:
             else:
                 print(f"{path}: {int(keep.sum())} faces (score >= {args.threshold})")
             sys.stdout.flush()
-        bar.update(len(chunk))
+        bar.update(min(args.batch_size, len(paths) - i))
+    bar.close()
+    if failed:
+        print(f"pyddsar detect: {failed} of {len(paths)} images could not be read", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,9 +8,11 @@ import os
 import sys
 import warnings
 
+from . import _progress
+
 
 def _cmd_eval(args) -> int:
-    from .evaluation import evaluate, evaluate_model, write_pr_plot
+    from ..evaluation import evaluate, evaluate_model, write_ap_json, write_pr_plot
 
     if args.predictions and (args.model or args.weights or args.data):
         raise ValueError("give either --predictions DIR or --model/--weights/--data, not both")
@@ -23,17 +25,17 @@ def _cmd_eval(args) -> int:
             res = evaluate(args.predictions, args.gt, iou_thresh=args.iou)
         else:
             try:
-                res = evaluate_model(model=args.model, weights=args.weights, data=args.data, gt=args.gt,
-                                     out_dir=args.out, iou_thresh=args.iou)
+                with _progress.bar("eval", "img", enabled=not args.no_progress) as progress:
+                    res = evaluate_model(model=args.model, weights=args.weights, data=args.data, gt=args.gt,
+                                         out_dir=args.out, iou_thresh=args.iou, progress=progress)
             except NotImplementedError as e:
                 raise ValueError(str(e)) from None
     for w in caught:
         print(f"pyddsar eval: warning: {w.message}", file=sys.stderr)
-    if args.out:
+    if args.out:  # each file written atomically (a temporary beside it, renamed over it)
         os.makedirs(args.out, exist_ok=True)
         write_pr_plot(os.path.join(args.out, "pr_curves.png"), res)
-        with open(os.path.join(args.out, "ap.json"), "w") as f:
-            json.dump(res.to_dict(), f, indent=1)
+        write_ap_json(os.path.join(args.out, "ap.json"), res)
     if args.json:
         print(json.dumps(res.to_dict()))
     else:
@@ -51,4 +53,5 @@ def add_parser(sub) -> None:
     e.add_argument("--out", help="folder for pr_curves.png and ap.json")
     e.add_argument("--iou", type=float, default=0.5, help="IoU threshold (default 0.5)")
     e.add_argument("--json", action="store_true")
+    _progress.add_flag(e, "no progress bar on stderr while detecting")
     e.set_defaults(func=_cmd_eval)

@@ -10,6 +10,9 @@
   the RetinaNet-style ``asfd-baseline`` with any pyddsar backbone; writes OUT/model.pt (a pyddsar model
   file for ``pyddsar detect`` / ``eval``), OUT/detector.json (its config, trainable from scratch with
   ``pyddsar train --model OUT/detector.json``) and OUT/result.json.
+
+Each draws tqdm bars on stderr (cli/_progress.PhasedBar fed by the library's ``progress`` callback),
+with its progress lines above them; ``--no-progress`` hides the bars, ``--quiet`` bars and lines.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import argparse
 import json
 import os
 import sys
+
+from . import _progress
 
 
 def _comma_list(kind, what: str):
@@ -75,7 +80,7 @@ def add_parser(sub) -> None:
     n.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (same settings; ends as an uninterrupted run would)")
     n.add_argument("--device", default="cpu", help="cpu or cuda (latency is measured there)")
-    n.add_argument("--quiet", action="store_true")
+    _output_flags(n)
     n.set_defaults(func=_run_search_neck)
 
     s = asub.add_parser("scale", help="supernet training + genetic search under a latency budget")
@@ -102,7 +107,7 @@ def add_parser(sub) -> None:
                    help="SGD learning rate of the supernet (default 0.01 x batch / 16, RetinaNet's scaled)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda (latency is measured there)")
-    s.add_argument("--quiet", action="store_true")
+    _output_flags(s)
     s.set_defaults(func=_run_scale)
 
     b = asub.add_parser("baseline", help="train (pyddsar train's loop) and evaluate the RetinaNet-style asfd-baseline")
@@ -129,17 +134,31 @@ def add_parser(sub) -> None:
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    b.add_argument("--quiet", action="store_true")
+    _output_flags(b)
     b.set_defaults(func=_run_baseline)
     a.set_defaults(func=lambda args: (a.print_help(), 0)[1])
 
 
-def _logger(args):
-    return (lambda msg: None) if args.quiet else (lambda msg: _err(msg))
+def _output_flags(parser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="print neither progress lines nor progress bars")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr (lines still print)")
+
+
+def _bar(args):
+    """The step's tqdm bars on stderr (``progress(done, total, phase=..., **info)``), off with
+    ``--no-progress`` / ``--quiet``."""
+    return _progress.PhasedBar(enabled=not (args.quiet or args.no_progress))
+
+
+def _logger(args, bar=None):
+    """Progress lines on stderr (above the bar when one is drawn); none with ``--quiet``."""
+    if args.quiet:
+        return lambda msg: None
+    return bar.write if bar is not None else _err
 
 
 def _run_search_neck(args) -> int:
-    from .asfd.neck_search import NeckSearchConfig, search_neck
+    from ..asfd.neck_search import NeckSearchConfig, search_neck
 
     cfg = NeckSearchConfig(
         data=args.data, out=args.out, epochs=args.epochs, size=args.size, placement=args.placement, seed=args.seed,
@@ -148,11 +167,13 @@ def _run_search_neck(args) -> int:
         resume=args.resume, device=args.device, second_order=args.second_order,
         checkpoint_every=args.checkpoint_every,
     )
-    try:
-        summary = search_neck(cfg, log=_logger(args))
-    except KeyboardInterrupt:
-        _err(f"interrupted: checkpoint saved in {args.out}; continue with --resume")
-        return 130
+    with _bar(args) as bar:
+        try:
+            summary = search_neck(cfg, log=_logger(args, bar), progress=bar)
+        except KeyboardInterrupt:
+            bar.close()
+            _err(f"interrupted: checkpoint saved in {args.out}; continue with --resume")
+            return 130
     print(summary["description"])
     print(f"mini-validation AP of the derived model: {summary['minival_ap_derived']:.4f}")
     print(f"saved: {os.path.join(args.out, 'autofae.json')}, autofae.txt, autofae.pt, model.pt, detector.json")
@@ -160,7 +181,7 @@ def _run_search_neck(args) -> int:
 
 
 def _run_scale(args) -> int:
-    from .asfd.scale import ScaleConfig, scale_search
+    from ..asfd.scale import ScaleConfig, scale_search
 
     cfg = ScaleConfig(
         data=args.data, latency_ms=args.latency_ms, out=args.out, population=args.population,
@@ -170,7 +191,8 @@ def _run_scale(args) -> int:
         base_width=args.base_width, size=args.size, latency_resolution=args.latency_resolution,
         latency_runs=args.latency_runs, batch=args.batch, lr=args.lr, seed=args.seed, device=args.device,
     )
-    summary = scale_search(cfg, log=_logger(args))
+    with _bar(args) as bar:
+        summary = scale_search(cfg, log=_logger(args, bar), progress=bar)
     wxh = f"{cfg.latency_resolution[0]}x{cfg.latency_resolution[1]}"
     if summary["format"] == "pyddsar-asfd-family":
         print(f"family of {len(summary['members'])} (latency at {wxh}, {summary['measured_paths']} paths measured):")
@@ -192,11 +214,11 @@ def _run_scale(args) -> int:
 
 def baseline_config(args):
     """The :class:`~pyddsar.asfd.config.ASFDConfig` of ``pyddsar asfd baseline``'s flags."""
-    from .asfd.config import ASFDConfig
+    from ..asfd.config import ASFDConfig
 
     fields = dict(channels=args.channels, head_convs=args.head_convs, base_width=args.base_width)
     if args.neck:
-        from .asfd.neck_search import load_autofae_spec
+        from ..asfd.neck_search import load_autofae_spec
 
         fields.update(neck="autofae", autofae=load_autofae_spec(args.neck).to_dict(), num_modules=args.modules)
     elif args.modules != 1:
@@ -205,9 +227,9 @@ def baseline_config(args):
 
 
 def _run_baseline(args) -> int:
-    from ._atomic import write_text
-    from .evaluation import evaluate_model
-    from .training.trainer import TrainConfig, train
+    from .._atomic import write_text
+    from ..evaluation import evaluate_model
+    from ..training.trainer import TrainConfig, train
 
     for name in ("eval_size", "channels", "base_width", "modules"):
         if getattr(args, name) < 1:
@@ -226,12 +248,19 @@ def _run_baseline(args) -> int:
         max_steps=args.max_steps, resume=args.resume, backbone_weights=args.backbone_weights,
         box_loss=args.box_loss, use_kps=False, warmup_epochs=min(3.0, args.epochs / 4),
     )
-    log = _logger(args)
-    model, history = train(cfg, lambda e, s, n, h: log(f"epoch {e + 1}/{args.epochs} step {s}/{n} loss "
-                                                        f"{h[-1]['loss']:.4f}") if h and s == n else None)
-    write_text(os.path.join(args.out, "detector.json"), json.dumps(model.config.to_dict(), indent=1))
-    res = evaluate_model(weights=os.path.join(args.out, "model.pt"), data=args.data, gt=gt, device=args.device,
-                         input_size=args.eval_size)
+    with _bar(args) as bar:
+        log = _logger(args, bar)
+
+        def progress(epoch, step, steps, history):  # the trainer's callback: one bar per epoch
+            loss = history[-1]["loss"] if history else None
+            bar(step, steps, phase=f"epoch {epoch + 1}/{args.epochs}", loss=loss)
+            if history and step == steps:
+                log(f"epoch {epoch + 1}/{args.epochs} step {step}/{steps} loss {loss:.4f}")
+
+        model, history = train(cfg, progress)
+        write_text(os.path.join(args.out, "detector.json"), json.dumps(model.config.to_dict(), indent=1))
+        res = evaluate_model(weights=os.path.join(args.out, "model.pt"), data=args.data, gt=gt, device=args.device,
+                             input_size=args.eval_size, progress=lambda done, total: bar(done, total, phase="eval"))
     steps = history[-1]["step"] if history else 0
     write_text(os.path.join(args.out, "result.json"),
                json.dumps({"steps": steps, "detector": model.config.describe(), **res.to_dict()}, indent=1))

@@ -1,0 +1,157 @@
+"""Deploy an exported detector with onnxruntime alone: :class:`OnnxDetector`.
+
+The file is one written by ``pyddsar.export_onnx(model, path, postprocess=True)`` (decoding, top-k and
+NMS inside the graph). Preprocessing is done with OpenCV and numpy, as pyddsar's Detector does it
+(longer side scaled to the input size, bilinear, bottom/right zero padding, BGR -> RGB,
+``(x - 127.5) / 128``), and never touches torch: measured on 2 cores, torch's normalisation left its
+OpenMP threads spinning beside onnxruntime's and doubled the latency of the run after it
+(docs/deploy.md, "Deployment latency"). The session runs sequentially on ``threads`` intra-op threads.
+This module imports neither torch nor the onnx package.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+
+class Detections(NamedTuple):
+    """The fields of :class:`pyddsar.Detections`: ``boxes`` [N, 4] x1 y1 x2 y2, ``scores`` [N],
+    ``landmarks`` [N, 5, 2] or None, float32, in the original image's pixels, by decreasing score."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: Optional[np.ndarray]
+
+    def __len__(self):
+        return int(self.boxes.shape[0])
+
+
+def session_options(threads: Optional[int] = None, spinning: bool = True):
+    """onnxruntime options for latency on a CPU: ``threads`` intra-op threads (default: all cores),
+    one inter-op thread, sequential execution, every graph optimisation. ``spinning=False`` stops
+    idle workers from busy-waiting: use it when other CPU work runs between calls."""
+    import onnxruntime as ort
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+def letterbox(img: np.ndarray, size: int):
+    """(size x size uint8 canvas, scale): pyddsar's and insightface's letterbox (longer side -> size,
+    bilinear, the image at the top-left, zeros elsewhere)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if h > w:
+        nh, nw = size, max(1, int(size * w / h))
+    else:
+        nw, nh = size, max(1, int(size * h / w))
+    out = np.zeros((size, size, 3), np.uint8)
+    out[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return out, nh / h
+
+
+def normalise(batch_bgr: np.ndarray, mean: float = 127.5, std: float = 128.0, rgb: bool = True) -> np.ndarray:
+    """[B, S, S, 3] uint8 BGR -> [B, 3, S, S] float32 ``(x - mean) / std`` (RGB when ``rgb``): the same
+    float32 values as :func:`pyddsar.inference.normalise`."""
+    inv = 1.0 / std
+    if float(np.float32(inv)) * std == 1.0 and np.float32(mean) == mean:  # 1/std exact (std a power of 2)
+        import cv2
+
+        # OpenCV's (x - mean) * (1 / std) in C++: the same float32 values, 3x faster than numpy here
+        return cv2.dnn.blobFromImages(list(batch_bgr), inv, batch_bgr.shape[2:0:-1], (mean, mean, mean), swapRB=rgb)
+    x = batch_bgr[..., ::-1] if rgb else batch_bgr
+    x = np.subtract(x, np.float32(mean), dtype=np.float32)
+    x /= np.float32(std)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+class OnnxDetector:
+    """Faces in images with an ONNX file exported with ``postprocess=True`` (module doc).
+
+    ``threads``: onnxruntime intra-op threads (default all cores); ``input_size``: the square side
+    (default: the file's fixed size, else 640); ``mean`` / ``std`` / ``rgb``: the normalisation the
+    model was trained with (pyddsar's and SCRFD's by default). Thresholds and NMS are those baked into
+    the file at export.
+    """
+
+    def __init__(self, path, threads: Optional[int] = None, input_size: Optional[int] = None, mean: float = 127.5,
+                 std: float = 128.0, rgb: bool = True, spinning: bool = True):
+        import onnxruntime as ort
+
+        if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+            raise ValueError(f"ONNX file not found: {path!r}")
+        try:
+            self.session = ort.InferenceSession(os.fspath(path), session_options(threads, spinning),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own errors: not a model, unsupported op ...
+            raise ValueError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
+        outs = [o.name for o in self.session.get_outputs()]
+        if outs != ["detections", "num_detections"]:
+            raise ValueError(f"{path}: outputs {outs}; OnnxDetector runs files exported with postprocess=True "
+                             "(outputs detections, num_detections). For raw SCRFD files use pyddsar.Detector")
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        fixed = inp.shape[2] if isinstance(inp.shape[2], int) and inp.shape[2] > 0 else None
+        size = input_size if input_size is not None else (fixed or 640)
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % 32:
+            raise ValueError(f"input_size must be a positive multiple of 32, got {size!r}")
+        if fixed is not None and size != fixed:
+            raise ValueError(f"{path} has a fixed {fixed}x{fixed} input; input_size {size} does not fit it")
+        if not std > 0:
+            raise ValueError(f"std must be positive, got {std!r}")
+        self.input_size, self.mean, self.std, self.rgb = int(size), float(mean), float(std), bool(rgb)
+        self.use_kps = self.session.get_outputs()[0].shape[-1] == 15
+
+    def preprocess(self, images: Sequence[np.ndarray]):
+        """BGR uint8 images -> (input [B, 3, S, S] float32, letterbox scales)."""
+        boxes, scales = zip(*(letterbox(_bgr8(im), self.input_size) for im in images))
+        return normalise(np.stack(boxes), self.mean, self.std, self.rgb), list(scales)
+
+    def detect(self, image) -> Detections:
+        """Faces in one image (a path or a BGR uint8 array)."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence, batch_size: int = 8) -> List[Detections]:
+        if isinstance(images, (str, os.PathLike, np.ndarray)):
+            raise ValueError("detect_batch takes a list of images; use detect() for one")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        images, out = list(images), []
+        for i in range(0, len(images), batch_size):
+            x, scales = self.preprocess(images[i:i + batch_size])
+            dets, num = self.session.run(None, {self.input_name: x})
+            for b, s in enumerate(scales):
+                d = dets[b, :int(num[b])]
+                lm = (d[:, 5:15].reshape(-1, 5, 2) / s).astype(np.float32) if self.use_kps else None
+                out.append(Detections((d[:, :4] / s).astype(np.float32), d[:, 4].astype(np.float32), lm))
+        return out
+
+
+def _bgr8(image) -> np.ndarray:
+    """A path or an HxWx3 uint8 BGR array (other formats: convert with pyddsar.inference.to_bgr8)."""
+    if isinstance(image, (str, os.PathLike)):
+        import cv2
+
+        img = cv2.imread(os.fspath(image), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"cannot read {image} as an image")
+        return img
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"OnnxDetector takes HxWx3 uint8 BGR images or paths, got {got} "
+                         "(pyddsar.inference.to_bgr8 converts other formats)")
+    if min(image.shape[:2]) < 2:
+        raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} pixels is too small")
+    return image

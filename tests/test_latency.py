@@ -1,0 +1,460 @@
+"""Latency tables and latency-budget searches (issue 20): the native prediction against a plain
+statement of the model, tables with closed-form latencies, refusal of foreign or incomplete tables,
+searches and families under latency budgets, and one small table measured for real."""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pyddsar
+from pyddsar import Arch
+from pyddsar.latency import (Environment, Grid, LatencyTable, _axis, build_latency_table, latency_items,
+                             load_latency_table, plan_grids, sample_archs)
+from pyddsar.search_family import search_family
+
+ENV = Environment(device="cpu", device_name="test cpu", runtime="torch", runtime_version="0", threads=1, torch="0",
+                  pyddsar=pyddsar.__version__, python="3")
+
+
+def round8(x):
+    return max(8, int(round(x / 8)) * 8)
+
+
+def plain_ops(arch, w, h):
+    """The operations of the latency model, restated from SPEC section 3 / models.backbone (order aside):
+    (op, kernel, stride, act, h, w, cin, cout) with cout 0 for depthwise convs and joins."""
+    ops = []
+
+    def down(h, w, s):
+        return -(-h // s), -(-w // s)
+
+    for bi, b in enumerate(arch.blocks):
+        for i in range(b.layers):
+            cin = b.in_channels if i == 0 else b.out_channels
+            s = b.stride if i == 0 else 1
+            first = i == 0
+            if b.type == "Conv":
+                ops.append(("conv", b.kernel, s, True, h, w, cin, b.out_channels))
+                h, w = down(h, w, s)
+            elif b.type == "Res":
+                h2, w2 = down(h, w, s)
+                ops += [("conv", b.kernel, s, True, h, w, cin, b.bottleneck),
+                        ("conv", b.kernel, 1, False, h2, w2, b.bottleneck, b.out_channels)]
+                if first or cin != b.out_channels:
+                    ops.append(("conv", 1, s, False, h, w, cin, b.out_channels))
+                ops.append(("join", 0, 1, True, h2, w2, b.out_channels, 0))
+                h, w = h2, w2
+            elif b.type == "Btn":
+                h2, w2 = down(h, w, s)
+                ops += [("conv", 1, 1, True, h, w, cin, b.bottleneck), ("conv", b.kernel, s, True, h, w, b.bottleneck, b.bottleneck),
+                        ("conv", 1, 1, False, h2, w2, b.bottleneck, b.out_channels)]
+                if first or cin != b.out_channels:
+                    ops.append(("conv", 1, s, False, h, w, cin, b.out_channels))
+                ops.append(("join", 0, 1, True, h2, w2, b.out_channels, 0))
+                ops += [("conv", 1, 1, True, h2, w2, b.out_channels, b.bottleneck),
+                        ("conv", b.kernel, 1, True, h2, w2, b.bottleneck, b.bottleneck),
+                        ("conv", 1, 1, False, h2, w2, b.bottleneck, b.out_channels), ("join", 0, 1, True, h2, w2, b.out_channels, 0)]
+                h, w = h2, w2
+            else:  # MB: two inverted-residual halves
+                h2, w2 = down(h, w, s)
+                d1, d2 = round8(b.expansion * b.bottleneck), round8(b.expansion * b.out_channels)
+                ops += [("conv", 1, 1, True, h, w, cin, d1), ("depthwise", b.kernel, s, True, h, w, d1, 0),
+                        ("conv", 1, 1, False, h2, w2, d1, b.bottleneck)]
+                if first or cin != b.bottleneck:
+                    ops.append(("conv", 1, s, False, h, w, cin, b.bottleneck))
+                ops.append(("join", 0, 1, True, h2, w2, b.bottleneck, 0))
+                ops += [("conv", 1, 1, True, h2, w2, b.bottleneck, d2), ("depthwise", b.kernel, 1, True, h2, w2, d2, 0),
+                        ("conv", 1, 1, False, h2, w2, d2, b.out_channels)]
+                if b.bottleneck != b.out_channels:
+                    ops.append(("conv", 1, 1, False, h2, w2, b.bottleneck, b.out_channels))
+                ops.append(("join", 0, 1, True, h2, w2, b.out_channels, 0))
+                h, w = h2, w2
+    return ops
+
+
+def closed_form(op, k, s, act, h, w, ci, co):
+    """A latency bilinear in the channels (what the grid interpolation must reproduce exactly)."""
+    ho, wo = -(-h // s), -(-w // s)
+    macs = ci * co * k * k * ho * wo if op == "conv" else ci * max(k, 1) ** 2 * ho * wo
+    return 0.002 + 1e-7 * macs + (1e-5 * ci if act else 0.0) + 3e-6 * co
+
+
+def synthetic_table(space, size=(640, 480), scale=1.25, offset=0.5, detector=None, drop=None, env=ENV, fill=closed_form):
+    plan = plan_grids(space, size, detector=detector)
+    grids = []
+    for (op, k, s, a, h, w), cins, couts in plan:
+        if drop and drop((op, k, s, a, h, w)):
+            continue
+        ms = tuple(fill(op, k, s, a, h, w, ci, co) for ci in cins for co in couts)
+        grids.append(Grid(op, k, s, a, h, w, cins, couts, ms))
+    return LatencyTable(space, size, env, tuple(grids), scale=scale, offset_ms=offset, detector=detector,
+                        settings={"max_flops": 806_000_000})
+
+
+@pytest.fixture(scope="module")
+def mb_table():
+    return synthetic_table("damofd-mb", detector={"name": "ddsar-0.5g", "neck_channels": 16, "levels": [2, 3, 4],
+                                                  "rest_ms": 2.0})
+
+
+@pytest.fixture(scope="module")
+def mb_archs():
+    return sample_archs("damofd-mb", 30, seed=5)
+
+
+# -- the operation list ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["ddsar-0.5g", "ddsar-2.5g", "ddsar-10g"])
+def test_operations_are_the_plain_statement(name):
+    arch = pyddsar.presets[name]
+    assert sorted(latency_items(arch, (640, 480))) == sorted(plain_ops(arch, 640, 480))
+
+
+def test_operations_match_the_torch_backbone():
+    """One conv item per Conv2d of the built backbone (same shapes), one join per Residual."""
+    import torch
+
+    from pyddsar.models.backbone import Backbone, Residual
+
+    for arch in [pyddsar.presets["ddsar-0.5g"], pyddsar.presets["ddsar-2.5g"], *sample_archs("damofd-mb", 5, seed=2)]:
+        net = Backbone(arch, fused=True)
+        convs = sorted((m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.groups > 1)
+                       for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+        items = latency_items(arch, (640, 480))
+        mine = sorted((ci, ci if op == "depthwise" else co, k, s, op == "depthwise") for op, k, s, a, h, w, ci, co in items
+                      if op != "join")
+        assert mine == convs
+        assert sum(op == "join" for op, *_ in items) == sum(isinstance(m, Residual) for m in net.modules())
+
+
+# -- prediction -----------------------------------------------------------------------------------
+def test_prediction_is_scale_times_the_sum_plus_offset(mb_table, mb_archs):
+    for arch in mb_archs + [pyddsar.presets["ddsar-0.5g"]]:
+        plain = sum(closed_form(*op) for op in plain_ops(arch, 640, 480))
+        assert mb_table.predict(arch) == pytest.approx(1.25 * plain + 0.5, rel=1e-9)
+
+
+def test_detector_prediction_adds_the_lateral_convs_and_the_rest(mb_table, mb_archs):
+    for arch in mb_archs[:10]:
+        sizes, w, h = [], 640, 480
+        for b in arch.blocks:
+            w, h = -(-w // b.stride), -(-h // b.stride)
+            sizes.append((w, h))
+        lateral = sum(closed_form("conv", 1, 1, False, sizes[l][1], sizes[l][0], arch[l].out_channels, 16) for l in (2, 3, 4))
+        assert mb_table.predict(arch, detector=True) == pytest.approx(mb_table.predict(arch) + 1.25 * lateral + 2.0, rel=1e-9)
+
+
+def test_bilinear_interpolation_between_grid_points():
+    """A value that is not bilinear (ci^2) is interpolated linearly between neighbours, as stated."""
+    g = Grid("conv", 1, 1, False, 15, 20, (8, 16, 32), (8, 64), tuple(float(ci * ci + co) for ci in (8, 16, 32) for co in (8, 64)))
+    t = LatencyTable("damofd-mb", (640, 480), ENV, (g,))
+    native = t._native
+    arch = pyddsar.presets["ddsar-0.5g"]  # needs far more than this grid: only the lookup is exercised below
+    assert math.isnan(native.predict(arch._native, False)[0])
+    from pyddsar.latency import _interp
+
+    for ci, co in [(8, 8), (12, 8), (24, 36), (32, 64), (20, 50)]:
+        i0, i1 = (8, 16) if ci <= 16 else (16, 32)
+        ti = (ci - i0) / (i1 - i0)
+        tj = (co - 8) / 56
+        f = lambda a, b: a * a + b  # noqa: E731
+        expected = (1 - ti) * ((1 - tj) * f(i0, 8) + tj * f(i0, 64)) + ti * ((1 - tj) * f(i1, 8) + tj * f(i1, 64))
+        assert _interp(g, ci, co) == pytest.approx(expected)
+
+
+def test_a_missing_operation_is_named(mb_archs):
+    table = synthetic_table("damofd-mb", drop=lambda key: key[0] == "depthwise" and key[1] == 7)
+    k7 = next(a for a in mb_archs if any(b.kernel == 7 for b in a.blocks[1:]))
+    assert "depthwise conv 7x7" in table.missing(k7)
+    with pytest.raises(ValueError, match="lacks depthwise conv 7x7 .* channels stride [12] \\+relu at"):
+        table.predict(k7)
+    # channels beyond a grid are missing too (nothing is extrapolated)
+    wide = Arch.parse("SuperConvK3BNRELU(3,32,2,1)SuperResIDWE6K3(32,128,2,2048,1)SuperResIDWE1K3(128,128,2,48,1)"
+                      "SuperResIDWE1K3(128,128,2,96,1)SuperResIDWE1K3(128,128,2,96,1)")
+    assert table.missing(wide)
+
+
+def test_grid_axis_spans_the_walk_with_neighbours():
+    assert _axis({32}, lambda c: True) == (24, 32, 48, 64)
+    assert _axis({3}, lambda c: True) == (3, 8)
+    assert _axis({20, 40}, lambda c: c <= 64) == (16, 24, 32, 48, 64)
+
+
+def test_the_table_file_round_trips(tmp_path, mb_table, mb_archs):
+    p = mb_table.save(str(tmp_path / "t.json"))
+    back = load_latency_table(p)
+    assert back.to_dict() == mb_table.to_dict()
+    for a in mb_archs[:5]:
+        assert back.predict(a, detector=True) == mb_table.predict(a, detector=True)
+    bad = json.loads(open(p).read())
+    bad["format"] = "x"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="not a pyddsar latency table"):
+        load_latency_table(str(tmp_path / "bad.json"))
+    (tmp_path / "trunc.json").write_text(open(p).read()[:100])
+    with pytest.raises(ValueError, match="not a readable latency table"):
+        load_latency_table(str(tmp_path / "trunc.json"))
+    with pytest.raises(ValueError, match="no latency table at"):
+        load_latency_table(str(tmp_path / "absent.json"))
+
+
+def test_grids_are_validated():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        LatencyTable("damofd-mb", (640, 480), ENV, (Grid("conv", 1, 1, False, 15, 20, (16, 8), (8,), (1.0, 1.0)),))
+    with pytest.raises(ValueError, match="values for a"):
+        LatencyTable("damofd-mb", (640, 480), ENV, (Grid("conv", 1, 1, False, 15, 20, (8, 16), (8,), (1.0,)),))
+    with pytest.raises(ValueError, match=">= 0 milliseconds"):
+        LatencyTable("damofd-mb", (640, 480), ENV, (Grid("join", 0, 1, True, 15, 20, (8,), (0,), (-1.0,)),))
+
+
+# -- foreign tables -------------------------------------------------------------------------------
+def test_a_table_from_another_device_or_runtime_is_refused(mb_table):
+    from pyddsar.latency import current_environment
+
+    here = current_environment("cpu", "torch")
+    mine = dataclasses.replace(mb_table, environment=here)
+    mine.check_environment(here)  # the same machine: accepted silently
+    for field, value in [("device_name", "another cpu"), ("runtime", "onnxruntime"), ("threads", here.threads + 7),
+                         ("device", "cuda")]:
+        foreign = dataclasses.replace(mb_table, environment=dataclasses.replace(here, **{field: value}))
+        with pytest.raises(ValueError, match=f"measured elsewhere \\({field}: table"):
+            foreign.check_environment(here)
+        with pytest.warns(UserWarning, match="measured elsewhere"):
+            foreign.check_environment(here, allow_foreign=True)
+    older = dataclasses.replace(mb_table, environment=dataclasses.replace(here, torch="1.0"))
+    with pytest.warns(UserWarning, match="other versions"):
+        older.check_environment(here)
+
+
+def test_search_refuses_a_foreign_table(mb_table):
+    with pytest.raises(ValueError, match="measured elsewhere"):
+        pyddsar.search(budget=None, budget_latency_ms=30, latency_table=mb_table, iterations=10)
+
+
+# -- searches -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_table():
+    """The closed-form table, marked as measured here (so searches accept it)."""
+    from pyddsar.latency import current_environment
+
+    t = synthetic_table("damofd-mb", detector={"name": "ddsar-0.5g", "neck_channels": 16, "levels": [2, 3, 4], "rest_ms": 2.0})
+    return dataclasses.replace(t, environment=current_environment("cpu", "torch"))
+
+
+@pytest.mark.parametrize("of", ["backbone", "detector"])
+def test_latency_budget_search_keeps_the_budget(local_table, of):
+    seed_ms = local_table.predict(Arch.parse(pyddsar.SPACES["damofd-mb"].seed), detector=of == "detector")
+    budget = round(seed_ms * 1.3, 3)
+    r = pyddsar.search(budget=None, budget_latency_ms=budget, latency_table=local_table, latency_of=of,
+                       iterations=3000, seed=1)
+    assert r.predicted_latency_ms == local_table.predict(r.best, detector=of == "detector") <= budget
+    assert r.budget_latency_ms == budget and r.latency["of"] == of
+    assert r.counters["over_budget"] > 0  # the budget bound
+    d = json.loads(r.to_json())
+    assert d["predicted_latency_ms"] == r.predicted_latency_ms and d["latency"]["runtime"] == "torch"
+    # the FLOPs budget still applies when given with the latency budget
+    r2 = pyddsar.search(budget="300m", budget_latency_ms=budget, latency_table=local_table, latency_of=of,
+                        iterations=2000, seed=1)
+    assert r2.flops <= 300e6 and r2.predicted_latency_ms <= budget
+
+
+def test_population_members_all_keep_the_latency_budget(local_table):
+    """Every member the native loop kept is under the budget by the Python-side prediction."""
+    from pyddsar import _core
+    from pyddsar.search import Constraints
+
+    space = pyddsar.SPACES["damofd-mb"]
+    seed = Arch.parse(space.seed)
+    budget = local_table.predict(seed, detector=True) * 1.2
+    from pyddsar.score import _scorer
+
+    scorer, _ = _scorer("damofd-release", None, None, (224, 224), None)
+    evo = _core.Evolution(space.native(), Constraints().native(), 10**12, 0, 640, 480, False, 64, 2000, 3, 100,
+                          seed._native, scorer, local_table._native, budget, True)
+    evo.run(2000)
+    pop = evo.population()
+    assert len(pop) > 10
+    for tuples, _score in pop:
+        a = Arch._from_native_tuples(tuples)
+        assert local_table.predict(a, detector=True) <= budget
+        assert evo.predicted_latency(a._native) == pytest.approx(local_table.predict(a, detector=True))
+    c = evo.counters()
+    assert sum(c.values()) == 2000
+
+
+def test_untabled_children_are_counted_and_named(local_table):
+    table = dataclasses.replace(local_table, grids=tuple(g for g in local_table.grids
+                                                         if not (g.op == "depthwise" and g.kernel == 7)))
+    budget = table.predict(Arch.parse(pyddsar.SPACES["damofd-mb"].seed)) * 1.5
+    r = pyddsar.search(budget=None, budget_latency_ms=budget, latency_table=table, latency_of="backbone",
+                       iterations=2000, seed=0)
+    assert r.counters["untabled"] > 0
+    assert "depthwise conv 7x7" in r.settings["first_untabled"]
+    assert all(b.kernel != 7 for b in r.best.blocks[1:])
+
+
+def test_an_untabled_seed_is_refused_naming_the_operation(local_table):
+    table = dataclasses.replace(local_table, grids=tuple(g for g in local_table.grids if g.h != 240))
+    with pytest.raises(ValueError, match="lacks .* at 320x240"):
+        pyddsar.search(budget=None, budget_latency_ms=50, latency_table=table, iterations=10,
+                       seed_arch=pyddsar.SPACES["damofd-mb"].seed)
+
+
+def test_a_budget_below_the_smallest_network_is_refused(local_table):
+    with pytest.raises(ValueError, match="latency budget 0.001 ms is below the smallest network"):
+        pyddsar.search(budget=None, budget_latency_ms=0.001, latency_table=local_table, iterations=10)
+
+
+def test_budget_params_combines_with_latency(local_table):
+    budget = local_table.predict(Arch.parse(pyddsar.SPACES["damofd-mb"].seed), detector=True) * 1.5
+    r = pyddsar.search(budget=None, budget_latency_ms=budget, latency_table=local_table, budget_params=150_000,
+                       iterations=2000)
+    assert r.params <= 150_000 and r.predicted_latency_ms <= budget
+    with pytest.raises(ValueError, match="budget_params or its old name"):
+        pyddsar.search(budget_params=1000, params_budget=1000, iterations=1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(budget_latency_ms=10), "needs latency_table"),
+    (dict(budget_latency_ms=-1, latency_table="x"), "positive number"),
+    (dict(budget_latency_ms=[1, 2], latency_table="x"), "search_family"),
+    (dict(latency_table="x"), "without budget_latency_ms"),
+    (dict(budget=None), "needs budget_latency_ms or budget_params"),
+    (dict(budget_latency_ms=5, latency_table="/nonexistent.json"), "no latency table at"),
+])
+def test_bad_latency_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pyddsar.search(iterations=1, **kwargs)
+
+
+def test_a_table_of_another_space_is_refused(local_table):
+    with pytest.raises(ValueError, match="built for the 'damofd-mb' space, not 'mb'"):
+        pyddsar.search(budget=None, space="mb", budget_latency_ms=30, latency_table=local_table, iterations=10)
+
+
+def test_a_family_in_one_call(local_table, tmp_path):
+    seed_ms = local_table.predict(Arch.parse(pyddsar.SPACES["damofd-mb"].seed), detector=True)
+    budgets = [round(seed_ms * f, 2) for f in (1.6, 1.0, 1.3)]
+    fam = search_family(budgets, local_table, iterations=2500, seed=0)
+    assert fam.budgets_ms == tuple(sorted(budgets))
+    for b, r in zip(fam.budgets_ms, fam.results):
+        assert r.predicted_latency_ms <= b and r.budget_latency_ms == b
+    fam.write(str(tmp_path))
+    for b in fam.budgets_ms:
+        best = json.loads((tmp_path / f"{b:g}ms" / "best.json").read_text())
+        assert best["budget_latency_ms"] == b
+    rows = (tmp_path / "summary.csv").read_text().splitlines()
+    assert rows[0] == "budget_ms,predicted_ms,score,flops,params,structure" and len(rows) == 4
+    png = (tmp_path / "family.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = fam.figure()
+    xs = fig.axes[0].lines[0].get_xdata()
+    assert list(xs) == sorted(r.predicted_latency_ms for r in fam.results)
+    with pytest.raises(ValueError, match="repeats a budget"):
+        search_family([5, 5], local_table)
+    with pytest.raises(ValueError, match="positive number"):
+        search_family([5, -1], local_table)
+
+
+def test_family_from_the_command_line(local_table, tmp_path):
+    path = local_table.save(str(tmp_path / "t.json"))
+    seed_ms = local_table.predict(Arch.parse(pyddsar.SPACES["damofd-mb"].seed), detector=True)
+    b1, b2 = round(seed_ms * 1.1, 1), round(seed_ms * 1.5, 1)
+    out = tmp_path / "fam"
+    r = subprocess.run([sys.executable, "-m", "pyddsar", "search", "--budget-latency-ms", f"{b1},{b2}", "--latency-table",
+                        path, "--iterations", "1500", "--out", str(out), "--quiet"], capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(pyddsar.__file__))))
+    assert r.returncode == 0, r.stderr
+    assert "budget ms" in r.stdout and (out / f"{b1:g}ms" / "best.json").exists() and (out / "family.png").exists()
+    one = tmp_path / "one"
+    r = subprocess.run([sys.executable, "-m", "pyddsar", "search", "--budget-latency-ms", f"{b2}", "--latency-table", path,
+                        "--iterations", "1500", "--out", str(one), "--quiet"], capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(pyddsar.__file__))))
+    assert r.returncode == 0, r.stderr
+    assert "predicted latency (detector)" in r.stdout
+    assert json.loads((one / "best.json").read_text())["predicted_latency_ms"] <= b2
+
+
+# -- measuring ------------------------------------------------------------------------------------
+def test_onnx_single_operation_models_compute_the_operation():
+    """The one-node graphs the onnxruntime tables time compute what they claim (against torch)."""
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from pyddsar.latency import _onnx_op
+
+    for op, k, s, act, ci, co in [("conv", 3, 2, True, 8, 16), ("conv", 1, 1, False, 24, 8), ("depthwise", 5, 2, True, 16, 0),
+                                  ("join", 0, 1, True, 8, 0)]:
+        model_bytes = _onnx_op(op, k, s, act, 12, 10, ci, co, np.random.default_rng(0))
+        sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        x = np.random.default_rng(1).standard_normal((1, ci, 12, 10)).astype(np.float32)
+        y = np.random.default_rng(2).standard_normal((1, ci, 12, 10)).astype(np.float32)
+        feeds = {"x": x, "y": y} if op == "join" else {"x": x}
+        got = sess.run(None, feeds)[0]
+        if op == "join":
+            want = np.maximum(x + y, 0)
+        else:
+            inits = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model_bytes).graph.initializer}
+            want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(inits["W"]), torch.from_numpy(inits["B"]),
+                                              stride=s, padding=(k - 1) // 2, groups=ci if op == "depthwise" else 1).numpy()
+            if act:
+                want = np.maximum(want, 0)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """A real table of the 0.5G space at a small size (fast), measured on this machine."""
+    cache = str(tmp_path_factory.mktemp("latency-cache"))
+    calls = []
+    table = build_latency_table("damofd-mb", size=(96, 64), calibrate=3, warmup=1, repeats=2, target_s=0.0,
+                                cache=cache, progress=lambda d, t, w: calls.append((d, t)))
+    return table, cache, calls
+
+
+def test_a_measured_table_covers_its_space_and_records_where(measured):
+    table, _, calls = measured
+    env = table.environment
+    assert env.device == "cpu" and env.runtime == "torch" and env.threads >= 1 and env.torch and env.device_name
+    assert calls[-1][0] == calls[-1][1] == len(calls)  # progress reached its total
+    measured_points = [v for g in table.grids for v in g.ms if not math.isnan(v)]
+    assert len(measured_points) > 500 and all(v > 0 for v in measured_points)
+    assert table.detector["name"] == "ddsar-0.5g" and table.detector["neck_head_ms"] > 0  # (torch)
+    covered = [a for a in sample_archs("damofd-mb", 20, seed=9) if not table.missing(a, detector=True)]
+    assert len(covered) >= 18  # the grids span what the space's search visits
+    for a in covered:  # (no timing claims here: the machine may be busy; docs/search.md has the accuracy)
+        assert math.isfinite(table.predict(a)) and table.predict(a, detector=True) >= table.predict(a)
+    assert len(table.calibration["archs"]) == 3 and table.scale > 0
+
+
+def test_a_cached_table_is_not_measured_again(measured, monkeypatch):
+    table, cache, _ = measured
+    from pyddsar import latency
+
+    def refuse(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(latency._Runner, "op_ms", refuse)
+    again = build_latency_table("damofd-mb", size=(96, 64), calibrate=3, warmup=1, repeats=2, target_s=0.0, cache=cache)
+    assert again.to_dict() == table.to_dict()
+
+
+def test_latency_table_command_line(tmp_path):
+    out = tmp_path / "t.json"
+    env = dict(os.environ, PYDDSAR_CACHE=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "pyddsar", "latency-table", "--size", "64x64", "--calibrate", "2",
+                        "--detector", "none", "--out", str(out), "--check", "3", "--quiet"], capture_output=True,
+                       text=True, env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(pyddsar.__file__))))
+    assert r.returncode == 0, r.stderr
+    assert "operation grids" in r.stdout and "backbone: 3 random networks, |error| median" in r.stdout
+    t = load_latency_table(str(out))
+    assert t.size == (64, 64) and t.detector is None
+    r = subprocess.run([sys.executable, "-m", "pyddsar", "latency-table", "--space", "nope"], capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice" in r.stderr

@@ -1,0 +1,78 @@
+"""pyddsar.onnx_detector.OnnxDetector: the torch-free deployment path gives pyddsar.Detector's faces."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pyddsar.inference import Detector, letterbox as torch_letterbox, normalise as torch_normalise
+from pyddsar.onnx_export import export_onnx, matched_fraction
+from pyddsar.onnx_detector import OnnxDetector, letterbox, normalise
+
+pytest.importorskip("onnxruntime")
+cv2 = pytest.importorskip("cv2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.environ.get("PYDDSAR_DATA") or os.path.join(REPO, "..", "shared", "data")
+ONNX = os.path.join(DATA, "models", "scrfd_2.5g_bnkps.onnx")
+PHOTOS = [os.path.join(DATA, "images", f) for f in ("crowd_cheering.jpg", "group_solvay_1927.jpg", "portrait_newton.png")]
+needs_data = pytest.mark.skipif(not os.path.isfile(ONNX), reason=f"shared data not found at {DATA} (set PYDDSAR_DATA)")
+
+
+def test_preprocessing_equals_the_detectors():
+    rng = np.random.default_rng(0)
+    for shape in ((120, 200, 3), (333, 97, 3), (64, 64, 3)):
+        img = rng.integers(0, 255, shape, dtype=np.uint8)
+        a, sa = letterbox(img, 256)
+        b, sb = torch_letterbox(img, 256)
+        assert sa == sb and np.array_equal(a, b)
+        assert np.array_equal(normalise(a[None]), torch_normalise(b[None]).numpy())  # the same float32 bits
+
+
+@needs_data
+def test_same_faces_as_pyddsar_detector(tmp_path):
+    from pyddsar.models import load_scrfd_onnx
+
+    model = load_scrfd_onnx(ONNX)
+    path = export_onnx(model, tmp_path / "pp.onnx", postprocess=True)
+    od = OnnxDetector(path, threads=2)
+    assert od.use_kps and od.input_size == 640
+    det = Detector(model)
+    for p in PHOTOS:
+        a, b = od.detect(p), det.detect(p)
+        assert len(a) == len(b) > 0
+        x, y = np.c_[a.boxes, a.scores, a.landmarks.reshape(-1, 10)], np.c_[b.boxes, b.scores, b.landmarks.reshape(-1, 10)]
+        assert matched_fraction(x, y, tol=2e-2, score_tol=1e-4) == 1.0
+    batch = od.detect_batch([cv2.imread(p) for p in PHOTOS], batch_size=2)
+    assert [len(r) for r in batch] == [len(det.detect(p)) for p in PHOTOS]
+
+
+def test_refusals(tmp_path, busy_head):
+    from pyddsar.models import build_detector
+
+    torch.manual_seed(0)
+    m = busy_head(build_detector("ddsar-0.5g")).eval()
+    raw = export_onnx(m, tmp_path / "raw.onnx", input_size=(128, 128))
+    with pytest.raises(ValueError, match="postprocess=True"):
+        OnnxDetector(raw)
+    pp = export_onnx(m, tmp_path / "pp.onnx", postprocess=True, dynamic=False, input_size=(128, 128))
+    od = OnnxDetector(pp, threads=1)
+    assert od.input_size == 128 and not od.use_kps and od.detect(np.zeros((50, 70, 3), np.uint8)).landmarks is None
+    with pytest.raises(ValueError, match="fixed 128x128"):
+        OnnxDetector(pp, input_size=256)
+    with pytest.raises(ValueError, match="threads"):
+        OnnxDetector(pp, threads=0)
+    with pytest.raises(ValueError, match="uint8 BGR"):
+        od.detect(np.zeros((50, 70), np.float32))
+    with pytest.raises(ValueError, match="list of images"):
+        od.detect_batch(np.zeros((50, 70, 3), np.uint8))
+    with pytest.raises(ValueError, match="not found"):
+        OnnxDetector(tmp_path / "missing.onnx")
+
+
+def test_imports_no_torch(run_python, tmp_path):
+    code = ("import sys, numpy as np\nfrom pyddsar.onnx_detector import normalise, letterbox\n"
+            "normalise(letterbox(np.zeros((20, 30, 3), np.uint8), 64)[0][None])\n"
+            "print('torch' in sys.modules, 'onnx' in sys.modules)")
+    assert run_python("-c", code).stdout.split() == ["False", "False"]

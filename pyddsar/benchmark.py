@@ -110,7 +110,7 @@ def _bench_image(rng, width: int, height: int, path=None) -> np.ndarray:
     import cv2
 
     if path is not None:
-        from .inference import read_image, to_bgr8
+        from .preprocess import read_image, to_bgr8
 
         return cv2.resize(to_bgr8(read_image(path)), (width, height), interpolation=cv2.INTER_AREA)
     from .data.synthetic import draw_image

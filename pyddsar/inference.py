@@ -12,9 +12,8 @@ SCRFD's: scores > 0.02, the 5000 best, NMS at IoU 0.45, at most 750); a box with
 width or height is made empty before NMS. Boxes and landmarks are mapped back to the original image
 (not clipped to it).
 
-Accepted images: a path (read with OpenCV) or a numpy array HxW (grayscale), HxWx1, HxWx3 (BGR, as
-OpenCV reads) or HxWx4 (BGRA: alpha dropped); uint8, uint16 (16-bit: divided by 257 to 8-bit) or float
-(values in 0..255, clipped). Sides must be 2..MAX_SIDE pixels; anything else raises ValueError.
+Accepted images and the letterbox: :mod:`pyddsar.preprocess` (shared with the torch-free
+:class:`~pyddsar.onnx_detector.OnnxDetector`).
 """
 
 from __future__ import annotations
@@ -27,10 +26,8 @@ import numpy as np
 import torch
 
 from . import ops
-
-MAX_SIDE = 32767  # OpenCV's resize limit per side; a 10000x10000 image is downscaled like any other
-MIN_SIDE = 2
-
+from .preprocess import letterbox, to_bgr8
+from .preprocess import normalise as _normalise
 
 class Detections(NamedTuple):
     """``boxes`` [N, 4] float32 (x1, y1, x2, y2), ``scores`` [N] float32 by decreasing score,
@@ -44,83 +41,11 @@ class Detections(NamedTuple):
         return int(self.boxes.shape[0])
 
 
-def _cv2():
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover
-        raise ValueError("image input needs OpenCV: pip install opencv-python-headless") from None
-    return cv2
-
-
-def read_image(path) -> np.ndarray:
-    """Read an image file as OpenCV does (any depth / channels), ValueError when missing or unreadable."""
-    cv2 = _cv2()
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise ValueError(f"image file not found: {p}")
-    data = np.fromfile(p, dtype=np.uint8)
-    try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV decodes
-        raise ValueError(f"cannot decode {p}: {str(e).strip().splitlines()[-1]}") from None
-    if img is None:
-        raise ValueError(f"cannot decode {p} as an image")
-    return img
-
-
-def to_bgr8(image) -> np.ndarray:
-    """Convert an accepted image (see the module doc) to a contiguous HxWx3 uint8 BGR array."""
-    cv2 = _cv2()
-    if isinstance(image, (str, os.PathLike)):
-        image = read_image(image)
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"an image must be a numpy array or a path, got {type(image).__name__}")
-    img = image
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
-        raise ValueError(f"an image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {img.shape}")
-    h, w = img.shape[:2]
-    if min(h, w) < MIN_SIDE:
-        raise ValueError(f"image of {w}x{h} pixels is too small (each side must be at least {MIN_SIDE})")
-    if max(h, w) > MAX_SIDE:
-        raise ValueError(f"image of {w}x{h} pixels is too large (each side must be at most {MAX_SIDE})")
-    if img.dtype == np.uint8:
-        pass
-    elif img.dtype == np.uint16:
-        img = (img.astype(np.uint32) * 255 + 32767) // 65535
-        img = img.astype(np.uint8)
-    elif img.dtype.kind == "f":
-        if not np.isfinite(img).all():
-            raise ValueError("image has NaN or infinite values")
-        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    else:
-        raise ValueError(f"image dtype {img.dtype} not supported (use uint8, uint16 or float)")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(img)
-
-
-def letterbox(img: np.ndarray, size: int):
-    """(padded size x size uint8 BGR image, scale) as insightface: longer side -> size, bilinear."""
-    cv2 = _cv2()
-    h, w = img.shape[:2]
-    if h > w:
-        nh, nw = size, max(1, int(size * w / h))
-    else:
-        nw, nh = size, max(1, int(size * h / w))
-    scale = nh / h
-    out = np.zeros((size, size, 3), np.uint8)
-    out[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return out, scale
-
-
 def normalise(batch_bgr: np.ndarray, mean: float = 127.5, std: float = 128.0, rgb: bool = True) -> torch.Tensor:
-    """[B, S, S, 3] uint8 BGR -> [B, 3, S, S] float32 (RGB when ``rgb``), (x - mean) / std."""
-    x = torch.from_numpy((batch_bgr[..., ::-1] if rgb else batch_bgr).copy()).permute(0, 3, 1, 2).float()
-    return (x - mean) / std
+    """[B, S, S, 3] uint8 BGR -> [B, 3, S, S] float32 tensor (RGB when ``rgb``), (x - mean) / std:
+    :func:`pyddsar.preprocess.normalise`'s values, in channels-last memory: torch's CPU convolutions
+    run faster on it, and it is the layout (and so the rounding) the detectors were checked with."""
+    return torch.from_numpy(_normalise(batch_bgr, mean, std, rgb)).contiguous(memory_format=torch.channels_last)
 
 
 def fix_boxes(boxes: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from .preprocess import letterbox, normalise, to_bgr8  # noqa: F401 (normalise, letterbox: part of this module's API)
+
 
 class Detections(NamedTuple):
     """The fields of :class:`pyddsar.Detections`: ``boxes`` [N, 4] x1 y1 x2 y2, ``scores`` [N],
@@ -45,36 +47,6 @@ def session_options(threads: Optional[int] = None, spinning: bool = True):
     if not spinning:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
-
-
-def letterbox(img: np.ndarray, size: int):
-    """(size x size uint8 canvas, scale): pyddsar's and insightface's letterbox (longer side -> size,
-    bilinear, the image at the top-left, zeros elsewhere)."""
-    import cv2
-
-    h, w = img.shape[:2]
-    if h > w:
-        nh, nw = size, max(1, int(size * w / h))
-    else:
-        nw, nh = size, max(1, int(size * h / w))
-    out = np.zeros((size, size, 3), np.uint8)
-    out[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return out, nh / h
-
-
-def normalise(batch_bgr: np.ndarray, mean: float = 127.5, std: float = 128.0, rgb: bool = True) -> np.ndarray:
-    """[B, S, S, 3] uint8 BGR -> [B, 3, S, S] float32 ``(x - mean) / std`` (RGB when ``rgb``): the same
-    float32 values as :func:`pyddsar.inference.normalise`."""
-    inv = 1.0 / std
-    if float(np.float32(inv)) * std == 1.0 and np.float32(mean) == mean:  # 1/std exact (std a power of 2)
-        import cv2
-
-        # OpenCV's (x - mean) * (1 / std) in C++: the same float32 values, 3x faster than numpy here
-        return cv2.dnn.blobFromImages(list(batch_bgr), inv, batch_bgr.shape[2:0:-1], (mean, mean, mean), swapRB=rgb)
-    x = batch_bgr[..., ::-1] if rgb else batch_bgr
-    x = np.subtract(x, np.float32(mean), dtype=np.float32)
-    x /= np.float32(std)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 class OnnxDetector:
@@ -116,7 +88,7 @@ class OnnxDetector:
 
     def preprocess(self, images: Sequence[np.ndarray]):
         """BGR uint8 images -> (input [B, 3, S, S] float32, letterbox scales)."""
-        boxes, scales = zip(*(letterbox(_bgr8(im), self.input_size) for im in images))
+        boxes, scales = zip(*(letterbox(to_bgr8(im), self.input_size) for im in images))
         return normalise(np.stack(boxes), self.mean, self.std, self.rgb), list(scales)
 
     def detect(self, image) -> Detections:
@@ -137,21 +109,3 @@ class OnnxDetector:
                 lm = (d[:, 5:15].reshape(-1, 5, 2) / s).astype(np.float32) if self.use_kps else None
                 out.append(Detections((d[:, :4] / s).astype(np.float32), d[:, 4].astype(np.float32), lm))
         return out
-
-
-def _bgr8(image) -> np.ndarray:
-    """A path or an HxWx3 uint8 BGR array (other formats: convert with pyddsar.inference.to_bgr8)."""
-    if isinstance(image, (str, os.PathLike)):
-        import cv2
-
-        img = cv2.imread(os.fspath(image), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"cannot read {image} as an image")
-        return img
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"OnnxDetector takes HxWx3 uint8 BGR images or paths, got {got} "
-                         "(pyddsar.inference.to_bgr8 converts other formats)")
-    if min(image.shape[:2]) < 2:
-        raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} pixels is too small")
-    return image

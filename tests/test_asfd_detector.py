@@ -230,7 +230,7 @@ def test_training_lowers_the_classification_loss(data, tmp_path):
 
 
 def test_backbone_weights_and_box_loss_options(data, tmp_path):
-    from pyddsar.asfd.resnet import resnet18
+    from pyddsar.models.resnet import resnet18
     from pyddsar.training.trainer import TrainConfig, Trainer
 
     torch.manual_seed(3)
@@ -244,7 +244,7 @@ def test_backbone_weights_and_box_loss_options(data, tmp_path):
         assert torch.equal(t.model.backbone.state_dict()[k].cpu(), v), k
     assert t._train_step(next(iter(t._batches())))["box"] >= 0
     wrong = str(tmp_path / "r34.pt")
-    from pyddsar.asfd.resnet import resnet34
+    from pyddsar.models.resnet import resnet34
 
     torch.save(resnet34(4).state_dict(), wrong)
     with pytest.raises(ValueError, match="does not fit the backbone"):

@@ -3,7 +3,7 @@ import torch
 
 from pyddsar.ops import box_iou
 from pyddsar.asfd.autofa import AutoFAE
-from pyddsar.asfd.resnet import ResNet, build_backbone
+from pyddsar.models.resnet import ResNet, build_backbone
 from pyddsar.asfd.build import build_asfd_baseline
 from pyddsar.asfd.retinanet import (
     ASFD_TEST_PROTOCOL,

@@ -9,7 +9,7 @@ import torch
 from pyddsar import ops
 from pyddsar.inference import Detector, fix_boxes, letterbox, normalise, to_bgr8
 from pyddsar.models import build_detector, load_scrfd_onnx
-from pyddsar.onnx_export import RawOutputs, export_onnx, verify_onnx
+from pyddsar.onnx_export import RawOutputs, export_onnx, matched_fraction, verify_onnx
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("cv2")
@@ -66,9 +66,12 @@ def test_raw_parity_and_detections(scrfd, session, path):
     rb, rs, _ = ops.postprocess(boxes, scores, 0.02, 5000, 0.45, 750)
     det = Detector(scrfd).detect(path)
     assert len(det) == rb.shape[0]
-    # pixels: 1e-4 stride units x 32 / scale
-    np.testing.assert_allclose(det.boxes, (rb / scale).numpy(), atol=1e-2, rtol=0)
-    np.testing.assert_allclose(det.scores, rs.numpy(), atol=1e-4)
+    # the same detections, compared as sets: float noise between the runtimes (~1e-6 on scores) can
+    # swap the order of two faces of (almost) equal score. Pixels: 1e-4 stride units x 32 / scale
+    got, want = np.c_[det.boxes, det.scores], np.c_[(rb / scale).numpy(), rs.numpy()]
+    assert matched_fraction(got, want, tol=1e-2, score_tol=1e-4) == 1.0
+    assert matched_fraction(want, got, tol=1e-2, score_tol=1e-4) == 1.0
+    np.testing.assert_allclose(np.sort(det.scores), np.sort(rs.numpy()), atol=1e-4)
 
 
 @needs_data

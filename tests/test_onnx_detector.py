@@ -20,14 +20,34 @@ PHOTOS = [os.path.join(DATA, "images", f) for f in ("crowd_cheering.jpg", "group
 needs_data = pytest.mark.skipif(not os.path.isfile(ONNX), reason=f"shared data not found at {DATA} (set PYDDSAR_DATA)")
 
 
-def test_preprocessing_equals_the_detectors():
+def insightface_blob(img, size):
+    """insightface's SCRFD.detect preprocessing (model_zoo/scrfd.py), restated for a square input."""
+    im_ratio = float(img.shape[0]) / img.shape[1]
+    if im_ratio > 1.0:
+        new_height, new_width = size, int(size / im_ratio)
+    else:
+        new_width, new_height = size, int(size * im_ratio)
+    det_img = np.zeros((size, size, 3), dtype=np.uint8)
+    det_img[:new_height, :new_width, :] = cv2.resize(img, (new_width, new_height))
+    blob = cv2.dnn.blobFromImage(det_img, 1.0 / 128, (size, size), (127.5, 127.5, 127.5), swapRB=True)
+    return blob, float(new_height) / img.shape[0]
+
+
+def test_preprocessing_is_insightfaces():
     rng = np.random.default_rng(0)
-    for shape in ((120, 200, 3), (333, 97, 3), (64, 64, 3)):
+    # (40, 29) and (128, 93): sizes where int(size * w / h) and insightface's int(size / (h / w)) differ
+    for shape in ((120, 200, 3), (333, 97, 3), (64, 64, 3), (40, 29, 3), (128, 93, 3), (29, 40, 3)):
         img = rng.integers(0, 255, shape, dtype=np.uint8)
-        a, sa = letterbox(img, 256)
-        b, sb = torch_letterbox(img, 256)
-        assert sa == sb and np.array_equal(a, b)
-        assert np.array_equal(normalise(a[None]), torch_normalise(b[None]).numpy())  # the same float32 bits
+        want, want_scale = insightface_blob(img, 640)
+        a, sa = letterbox(img, 640)
+        assert sa == want_scale
+        assert np.array_equal(normalise(a[None]), want)  # the same float32 bits
+        b, sb = torch_letterbox(img, 640)  # pyddsar.Detector's path is the same function's
+        assert sb == sa and np.array_equal(torch_normalise(b[None]).numpy(), want)
+    # a std that is not a power of two takes numpy's path: (x - mean) / std in float32, RGB
+    img = rng.integers(0, 255, (1, 8, 8, 3), dtype=np.uint8)
+    want = ((img[..., ::-1].astype(np.float32) - np.float32(100.0)) / np.float32(57.0)).transpose(0, 3, 1, 2)
+    assert np.array_equal(normalise(img, 100.0, 57.0), want)
 
 
 @needs_data
@@ -63,8 +83,10 @@ def test_refusals(tmp_path, busy_head):
         OnnxDetector(pp, input_size=256)
     with pytest.raises(ValueError, match="threads"):
         OnnxDetector(pp, threads=0)
-    with pytest.raises(ValueError, match="uint8 BGR"):
-        od.detect(np.zeros((50, 70), np.float32))
+    with pytest.raises(ValueError, match="HxW, HxWx1, HxWx3 or HxWx4"):
+        od.detect(np.zeros((50, 70, 2), np.float32))
+    gray = np.full((50, 70), 40.0, np.float32)  # other formats are converted as pyddsar.Detector converts them
+    assert np.array_equal(od.preprocess([gray])[0], od.preprocess([np.full((50, 70, 3), 40, np.uint8)])[0])
     with pytest.raises(ValueError, match="list of images"):
         od.detect_batch(np.zeros((50, 70, 3), np.uint8))
     with pytest.raises(ValueError, match="not found"):

@@ -6,10 +6,12 @@
 * :mod:`.config`    ``ASFDConfig`` (what a saved ASFD detector is)
 * :mod:`.retinanet` the RetinaNet-style ``asfd-baseline`` modules (anchors, matcher, test protocol)
 * :mod:`.build`     ``build_asfd`` (from a config), ``build_asfd_baseline`` (from parts), ``config_of``
-* :mod:`.resnet`    ResNet-18/34/50 backbones returning C2..C5
 * :mod:`.slicing`   channel-sliceable convolution
 * :mod:`.supernet`  the scaling supernet, subnet extraction, genetic search, latency probe
 * :mod:`.params`    architecture / weight parameter split for bi-level optimisation
+
+The ResNet-18/34/50 backbones (``ResNet``, ``build_backbone``, ...) are :mod:`pyddsar.models.resnet`'s,
+re-exported here.
 """
 
 from .autofa import (
@@ -28,7 +30,7 @@ from .build import build_asfd, build_asfd_baseline, config_of, make_backbone
 from .config import ASFDConfig, backbone_fields
 from .gumbel import gumbel_max_st, gumbel_noise, tau_schedule
 from .params import arch_parameters, weight_parameters
-from .resnet import ResNet, build_backbone, load_backbone_weights, resnet18, resnet34, resnet50
+from ..models.resnet import ResNet, build_backbone, load_backbone_weights, resnet18, resnet34, resnet50
 from .retinanet import (
     ASFD_TEST_PROTOCOL,
     ASFDDetector,

@@ -12,7 +12,7 @@ from torch import nn
 
 from .autofa import AutoFAESpec, DerivedAutoFAE, StackedAutoFAE
 from .config import ASFDConfig, backbone_fields
-from .resnet import ResNet, build_backbone
+from ..models.resnet import ResNet, build_backbone
 from .retinanet import FPN, STRIDES, ASFDDetector
 
 
@@ -87,7 +87,7 @@ def config_of(det: ASFDDetector):
     from ..models.backbone import Backbone
 
     bb, neck = det.backbone, det.neck
-    if isinstance(bb, ResNet) and bb.stem[0].in_channels == 3:
+    if isinstance(bb, ResNet) and bb.in_channels == 3:
         fields = {"backbone": f"resnet{bb.depth}", "base_width": bb.base_width}
     elif isinstance(bb, Backbone):
         fields = {"backbone": "ddsar", "arch": bb.structure}

@@ -78,7 +78,8 @@ def draw(img, det, threshold):
 
 
 def _cmd_detect(args) -> int:
-    from ..inference import Detector, to_bgr8
+    from ..inference import Detector
+    from ..preprocess import to_bgr8
 
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")

@@ -194,7 +194,7 @@ class Trainer:
     def _build_model(self, use_kps: bool):
         model = self._initial_model(use_kps)
         if self.cfg.backbone_weights:
-            from ..asfd.resnet import load_backbone_weights
+            from ..models.resnet import load_backbone_weights
 
             try:
                 load_backbone_weights(model.backbone, self.cfg.backbone_weights)

@@ -41,7 +41,6 @@ RUNTIMES = ("torch", "onnxruntime")
 CHANNEL_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048,
                 3072, 4096, 6144, 8192)
 #: The detector of each space when none is named: the DamoFD preset of the space's budget.
-DEFAULT_DETECTOR = {"damofd-mb": "ddsar-0.5g", "mb": "ddsar-0.5g", "damofd-res": "ddsar-2.5g", "res-btn": "ddsar-2.5g"}
 DETECTOR_LEVELS = (2, 3, 4)  # the neck takes C3..C5, the outputs of blocks 2..4
 
 
@@ -130,13 +129,31 @@ class LatencyTable:
                              f"max_flops or for this space ({self.space!r} at {self.size[0]}x{self.size[1]})")
         return float(ms)
 
+    def lookup(self, op: str, kernel: int, stride: int, act: bool, h: int, w: int, cin: int, cout: int) -> float:
+        """Milliseconds of one operation (``op`` in OPS; ``h`` x ``w`` its input), interpolated
+        bilinearly in the channels between grid points as the search's prediction does (the raw grid
+        value, before the calibration); ValueError naming what the table lacks."""
+        if op not in OPS:
+            raise ValueError(f"op must be one of {OPS}, got {op!r}")
+        ms, missing = self._native.lookup(OPS.index(op), int(kernel), int(stride), bool(act), int(h), int(w),
+                                          int(cin), int(cout))
+        if math.isnan(ms):
+            raise ValueError(f"the latency table lacks {missing}")
+        return float(ms)
+
     # -- checks --------------------------------------------------------------------------------
     def check_environment(self, here: Optional[Environment] = None, allow_foreign: bool = False) -> None:
         """ValueError when the table was measured on another device, runtime or thread count
         (a warning instead with ``allow_foreign``); a warning when only versions differ."""
-        here = here or current_environment(self.environment.device, self.environment.runtime, self.environment.threads,
-                                           check_threads=False)
-        hard, soft = self.environment.mismatch(here)
+        env = self.environment
+        if here is None:
+            try:
+                here = current_environment(env.device, env.runtime, env.threads)
+            except ValueError as e:  # e.g. a CUDA table on a machine without a GPU
+                here = None
+                hard, soft = [f"measured on {env.device} ({env.device_name}) with {env.runtime}: {e}"], []
+        if here is not None:
+            hard, soft = env.mismatch(here)
         if hard:
             msg = ("this latency table was measured elsewhere (" + "; ".join(hard) + "); its predictions do not "
                    "hold here: build one with `pyddsar latency-table` on this machine")
@@ -205,8 +222,7 @@ def _arch(arch) -> Arch:
 
 
 # -- the environment ------------------------------------------------------------------------------
-def current_environment(device: str = "cpu", runtime: str = "torch", threads: Optional[int] = None,
-                        check_threads: bool = True) -> Environment:
+def current_environment(device: str = "cpu", runtime: str = "torch", threads: Optional[int] = None) -> Environment:
     import torch
 
     from .benchmark import device_name
@@ -222,7 +238,7 @@ def current_environment(device: str = "cpu", runtime: str = "torch", threads: Op
             raise ValueError("the onnxruntime tables are measured on the CPU (give device cpu)")
     if threads is None:
         threads = torch.get_num_threads()
-    elif check_threads and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    elif (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     if runtime == "onnxruntime":
         import onnxruntime
@@ -268,14 +284,25 @@ def sample_archs(space, count: int, seed: int = 0, max_flops: Optional[int] = No
     return rng.sample(pool, count)
 
 
-def _default_max_flops(space: SearchSpace) -> int:
-    """Twice the smallest budget preset that searches this space (of its block family for a
-    space no preset names: 0.5g for MB spaces, 2.5g for Res/Btn ones)."""
-    budgets = [p.flops for p in BUDGET_PRESETS.values() if p.space == space.name]
-    if not budgets:
+def _smallest_preset(space: SearchSpace):
+    """The smallest budget preset that searches this space (for a space no preset names: that of
+    its block family, damofd-mb for MB spaces, damofd-res for Res/Btn ones)."""
+    presets = [p for p in BUDGET_PRESETS.values() if p.space == space.name]
+    if not presets:
         family = "damofd-mb" if "MB" in space.types else "damofd-res"
-        budgets = [p.flops for p in BUDGET_PRESETS.values() if p.space == family]
-    return 2 * min(budgets)
+        presets = [p for p in BUDGET_PRESETS.values() if p.space == family]
+    return min(presets, key=lambda p: p.flops)
+
+
+def _default_max_flops(space: SearchSpace) -> int:
+    """Twice the smallest budget preset of the space (:func:`_smallest_preset`)."""
+    return 2 * _smallest_preset(space).flops
+
+
+def default_detector(space: SearchSpace) -> str:
+    """The detector whose neck and head a table measures by default: the published DamoFD detector of
+    the space's smallest budget preset (ddsar-0.5g for MB spaces, ddsar-2.5g for Res/Btn ones)."""
+    return _smallest_preset(space).published
 
 
 def latency_items(arch, size) -> List[tuple]:
@@ -562,7 +589,7 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     size = _size(size)
     env = current_environment(device, runtime, threads)
     if detector == "default":
-        detector = DEFAULT_DETECTOR.get(space.name)
+        detector = default_detector(space)
     if detector is not None:
         from .models import presets
 
@@ -667,35 +694,10 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
 
 
 def _lateral_ms(table: LatencyTable, arch: Arch, det: dict) -> float:
+    """The neck's lateral 1x1 convs of ``arch``, from the table's grids (unscaled)."""
     sizes = _level_sizes(arch, table.size)
-    total = 0.0
-    for l in det["levels"]:
-        w, h = sizes[l]
-        probe = Grid("conv", 1, 1, False, h, w, (), (), ())
-        g = next((g for g in table.grids if g.key() == probe.key()), None)
-        if g is None:
-            raise ValueError(f"the latency table lacks the lateral conv at {w}x{h}")
-        total += _interp(g, arch[l].out_channels, det["neck_channels"])
-    return total
-
-
-def _interp(g: Grid, ci: int, co: int) -> float:
-    """Bilinear interpolation on a grid (the native lookup's rule, for the neck's lateral convs)."""
-    def bracket(axis, x):
-        if x < axis[0] or x > axis[-1]:
-            raise ValueError(f"{x} channels are outside the grid {axis[0]}..{axis[-1]}")
-        for i in range(len(axis)):
-            if axis[i] == x:
-                return i, i, 0.0
-            if axis[i] > x:
-                return i - 1, i, (x - axis[i - 1]) / (axis[i] - axis[i - 1])
-        raise AssertionError
-
-    i0, i1, ti = bracket(g.cin, ci)
-    j0, j1, tj = bracket(g.cout, co)
-    n = len(g.cout)
-    v = lambda i, j: g.ms[i * n + j]  # noqa: E731
-    return (1 - ti) * ((1 - tj) * v(i0, j0) + tj * v(i0, j1)) + ti * ((1 - tj) * v(i1, j0) + tj * v(i1, j1))
+    return sum(table.lookup("conv", 1, 1, False, sizes[l][1], sizes[l][0], arch[l].out_channels, det["neck_channels"])
+               for l in det["levels"])
 
 
 def _fit_relative(x: Sequence[float], y: Sequence[float]) -> Tuple[float, float]:

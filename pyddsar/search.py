@@ -162,8 +162,7 @@ def resolve_budget(budget, space=None) -> Tuple[int, SearchSpace]:
     budget = parse_budget(budget)
     space = resolve_space(default_space(budget) if space is None else space)
     space.native()  # validates the space before anything is built from it
-    flops = BUDGET_PRESETS[budget].flops if isinstance(budget, str) else budget
-    return flops, space
+    return checked_budget(budget), space
 
 
 def _smallest_keeping(space: SearchSpace, constraints: Constraints, check: str) -> Arch:
@@ -193,19 +192,18 @@ class _LatencyBudget:
     ms: float
     detector: bool
 
-    def over(self, arch: Arch) -> bool:
-        """Whether `arch` is over the budget; ValueError when the table cannot predict it."""
-        return self.table.predict(arch, detector=self.detector) > self.ms
+    def fits(self, arch: Arch) -> bool:
+        """Whether the table can predict `arch` and it is within the budget (one native prediction)."""
+        ms, _ = self.table._native.predict(arch._native, self.detector)
+        return ms <= self.ms  # False for NaN: an operation the table lacks
 
 
 def _fits(space: SearchSpace, arch: Arch, check: Tuple[str, int], constraints: Constraints,
           latency: Optional[_LatencyBudget] = None) -> bool:
     params_budget = constraints.params_budget or 0
-    if latency is not None and latency.table.missing(arch, latency.detector):
-        return False
     return (budget_flops_of(arch, check[0]) <= check[1] and not (params_budget and arch.params() > params_budget)
             and not space.why_outside(arch) and not constraints.why_violated(arch)
-            and not (latency is not None and latency.over(arch)))
+            and (latency is None or latency.fits(arch)))
 
 
 def _children_fit(space: SearchSpace, arch: Arch, check: Tuple[str, int], constraints: Constraints,

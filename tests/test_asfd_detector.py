@@ -257,3 +257,59 @@ def test_backbone_weights_and_box_loss_options(data, tmp_path):
         Trainer(TrainConfig(**{**base, "model": cfg.to_dict()}, use_kps=True))
     with pytest.raises(ValueError, match="chooses the backbone of asfd-baseline"):
         Trainer(TrainConfig(**{**base, "model": "ddsar-0.5g"}, backbone="resnet18"))
+
+
+def _restated_step(model, batch, loss_fn, lr, clip, momentum=0.9, weight_decay=5e-4):
+    """One training step written plainly: loss, backward, clip_grad_norm_ (total L2 norm of all
+    gradients scaled to ``clip`` when above it), then the first SGD step with momentum and weight decay
+    (the momentum buffer starts as the gradient): p -= lr * (g + weight_decay * p)."""
+    import copy
+
+    m = copy.deepcopy(model).train()
+    loss_fn(m(batch[0].contiguous(memory_format=torch.channels_last))).backward()
+    params = [p for p in m.parameters() if p.grad is not None]
+    norm = float(torch.sqrt(sum(p.grad.double().pow(2).sum() for p in params)))
+    scale = min(1.0, clip / (norm + 1e-6)) if clip else 1.0
+    with torch.no_grad():
+        for p in params:
+            p -= lr * (p.grad * scale + weight_decay * p)
+    return dict(m.named_parameters()), norm
+
+
+@pytest.mark.parametrize("family", ["asfd", "scrfd"])
+def test_training_step_is_the_familys_recipe(data, tmp_path, family):
+    """The one training loop takes the family's loss and clipping: ASFD's focal + smooth-L1 with the
+    gradient norm clipped (mmdetection's RetinaNet: max_norm 35), SCRFD's QFL + DIoU unclipped
+    (its configs: grad_clip=None)."""
+    from pyddsar.training.recipe import AsfdRecipe, ScrfdRecipe
+    from pyddsar.training.targets import image_targets
+    from pyddsar.training.criterion import detection_loss
+    from pyddsar.asfd.loss import asfd_loss
+    from pyddsar.training.trainer import TrainConfig, Trainer
+
+    assert AsfdRecipe.grad_clip == 35.0 and ScrfdRecipe.grad_clip is None
+    torch.manual_seed(0)
+    model = ASFDConfig(**SMALL).to_dict() if family == "asfd" else "ddsar-0.5g"
+    t = Trainer(TrainConfig(data=data, model=model, out=str(tmp_path / "t"), size=96, batch=2, lr=0.01, warmup_iters=0))
+    assert isinstance(t.recipe, AsfdRecipe if family == "asfd" else ScrfdRecipe)
+    batch = next(iter(t._batches()))
+    images, boxes, landmarks, ignore = batch
+    if family == "asfd":
+        t.recipe.grad_clip = 1.0  # below this net's gradient norm, so the clip acts
+
+        def loss_fn(out):
+            anchors = asfd_anchors(out["sizes"])
+            return asfd_loss(out["logits"], out["deltas"], anchors, list(boxes), list(ignore), box_loss="smooth_l1")["loss"]
+    else:
+        anchors = t.anchors
+
+        def loss_fn(out):
+            tg = [image_targets(anchors, b[~ig], None if lm is None else lm[~ig], b[ig], with_landmarks=False)
+                  for b, lm, ig in zip(boxes, landmarks, ignore)]
+            return detection_loss(out, anchors, tg).total
+    want, norm = _restated_step(t.model, batch, loss_fn, 0.01, t.recipe.grad_clip)
+    assert family == "scrfd" or norm > 1.0
+    got = t._train_step(batch)
+    assert got["lr"] == pytest.approx(0.01)
+    for name, p in t.model.named_parameters():
+        torch.testing.assert_close(p.detach(), want[name].detach(), rtol=1e-5, atol=1e-6, msg=name)

@@ -150,21 +150,22 @@ def test_detector_prediction_adds_the_lateral_convs_and_the_rest(mb_table, mb_ar
 
 
 def test_bilinear_interpolation_between_grid_points():
-    """A value that is not bilinear (ci^2) is interpolated linearly between neighbours, as stated."""
+    """A value that is not bilinear (ci^2) is interpolated linearly between neighbours, as stated, by
+    the native lookup the search uses; outside the grid it is missing, not extrapolated."""
     g = Grid("conv", 1, 1, False, 15, 20, (8, 16, 32), (8, 64), tuple(float(ci * ci + co) for ci in (8, 16, 32) for co in (8, 64)))
     t = LatencyTable("damofd-mb", (640, 480), ENV, (g,))
-    native = t._native
-    arch = pyddsar.presets["ddsar-0.5g"]  # needs far more than this grid: only the lookup is exercised below
-    assert math.isnan(native.predict(arch._native, False)[0])
-    from pyddsar.latency import _interp
-
+    arch = pyddsar.presets["ddsar-0.5g"]  # needs far more than this grid
+    assert math.isnan(t._native.predict(arch._native, False)[0])
     for ci, co in [(8, 8), (12, 8), (24, 36), (32, 64), (20, 50)]:
         i0, i1 = (8, 16) if ci <= 16 else (16, 32)
         ti = (ci - i0) / (i1 - i0)
         tj = (co - 8) / 56
         f = lambda a, b: a * a + b  # noqa: E731
         expected = (1 - ti) * ((1 - tj) * f(i0, 8) + tj * f(i0, 64)) + ti * ((1 - tj) * f(i1, 8) + tj * f(i1, 64))
-        assert _interp(g, ci, co) == pytest.approx(expected)
+        assert t.lookup("conv", 1, 1, False, 15, 20, ci, co) == pytest.approx(expected, rel=1e-12)
+    for ci, co, h in [(4, 8, 15), (8, 65, 15), (8, 8, 16)]:
+        with pytest.raises(ValueError, match="lacks conv"):
+            t.lookup("conv", 1, 1, False, h, 20, ci, co)
 
 
 def test_a_missing_operation_is_named(mb_archs):
@@ -229,6 +230,17 @@ def test_a_table_from_another_device_or_runtime_is_refused(mb_table):
     older = dataclasses.replace(mb_table, environment=dataclasses.replace(here, torch="1.0"))
     with pytest.warns(UserWarning, match="other versions"):
         older.check_environment(here)
+
+
+def test_a_cuda_table_is_refused_on_a_machine_without_a_gpu(mb_table):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    gpu = dataclasses.replace(mb_table, environment=dataclasses.replace(mb_table.environment, device="cuda",
+                                                                           device_name="NVIDIA H200"))
+    with pytest.raises(ValueError, match=r"measured elsewhere \(measured on cuda \(NVIDIA H200\).*no CUDA device"):
+        gpu.check_environment()
 
 
 def test_search_refuses_a_foreign_table(mb_table):

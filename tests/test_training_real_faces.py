@@ -101,10 +101,10 @@ def test_pretrained_loss_is_far_below_random_initialisation(photos, tmp_path):
     batch = next(iter(t._batches()))
     images = batch[0].contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        pretrained = float(t._scrfd_loss(t.model(images), *batch[1:]).total)
+        pretrained = float(t.recipe.loss(t.model(images), *batch[1:]).total)
         torch.manual_seed(0)
         random_init = build_detector(t.model.config).to(memory_format=torch.channels_last).train()
-        random = float(t._scrfd_loss(random_init(images), *batch[1:]).total)
+        random = float(t.recipe.loss(random_init(images), *batch[1:]).total)
     assert pretrained < 0.25 * random, (pretrained, random)
 
 

@@ -60,23 +60,49 @@ Evolution::Evolution(const SearchConfig& cfg, const Arch& seed_arch, ScoreFn sco
   if (!why.empty()) throw std::invalid_argument("the seed architecture is outside the search space: " + why);
 }
 
-std::string Evolution::why_unfit(const Arch& arch) const {
-  std::string why = cfg_.space.why_outside(arch);
-  if (!why.empty()) return why;
+Evolution::Fit Evolution::fit(const Arch& arch, std::string* why, std::string* missing) const {
+  std::string outside = cfg_.space.why_outside(arch);
+  if (!outside.empty()) {
+    if (why) *why = std::move(outside);
+    return Fit::OutsideSpace;  // layer limits (the only way a mutation leaves its space)
+  }
   const Cost c = arch_cost(arch, cfg_.width, cfg_.height);
   const double flops = cfg_.release_flops ? release_flops(arch, cfg_.width, cfg_.height) : double(c.flops);
-  if (flops > double(cfg_.budget_flops))
-    return "it has " + std::to_string(int64_t(std::ceil(flops))) + " FLOPs, over the budget " + std::to_string(cfg_.budget_flops);
-  if (cfg_.budget_params > 0 && c.params > cfg_.budget_params)
-    return "it has " + std::to_string(c.params) + " parameters, over the budget " + std::to_string(cfg_.budget_params);
-  if (cfg_.budget_latency_ms > 0) {
-    std::string missing;
-    const double ms = predicted_ms(arch, &missing);
-    if (std::isnan(ms)) return "the latency table lacks " + missing;
-    if (ms > cfg_.budget_latency_ms)
-      return "its predicted latency " + std::to_string(ms) + " ms is over the budget " + std::to_string(cfg_.budget_latency_ms) + " ms";
+  if (flops > double(cfg_.budget_flops)) {
+    if (why)
+      *why = "it has " + std::to_string(int64_t(std::ceil(flops))) + " FLOPs, over the budget " + std::to_string(cfg_.budget_flops);
+    return Fit::OverBudget;
   }
-  return cfg_.constraints.why_violated(arch);
+  if (cfg_.budget_params > 0 && c.params > cfg_.budget_params) {
+    if (why) *why = "it has " + std::to_string(c.params) + " parameters, over the budget " + std::to_string(cfg_.budget_params);
+    return Fit::OverBudget;
+  }
+  if (cfg_.budget_latency_ms > 0) {
+    std::string lacks;
+    const double ms = predicted_ms(arch, (why || missing) ? &lacks : nullptr);
+    if (std::isnan(ms)) {
+      if (why) *why = "the latency table lacks " + lacks;
+      if (missing) *missing = std::move(lacks);
+      return Fit::Untabled;
+    }
+    if (ms > cfg_.budget_latency_ms) {
+      if (why)
+        *why = "its predicted latency " + std::to_string(ms) + " ms is over the budget " + std::to_string(cfg_.budget_latency_ms) + " ms";
+      return Fit::OverBudget;
+    }
+  }
+  std::string violated = cfg_.constraints.why_violated(arch);
+  if (!violated.empty()) {
+    if (why) *why = std::move(violated);
+    return Fit::Constrained;
+  }
+  return Fit::Ok;
+}
+
+std::string Evolution::why_unfit(const Arch& arch) const {
+  std::string why;
+  fit(arch, &why, nullptr);
+  return why;
 }
 
 double Evolution::predicted_ms(const Arch& arch, std::string* missing) const {
@@ -103,32 +129,23 @@ void Evolution::step() {
   const bool from_seed = static_cast<int64_t>(population_.size()) <= s.seed_children || population_.empty();
   Arch child = from_seed ? mutate(seed_, s, rng_, 1)
                          : mutate(population_[rng_.below(population_.size())].arch, s, rng_, s.mutations);
-  if (!s.why_outside(child).empty()) {
-    ++counters_.outside_space;  // layer limits (the only way a mutation leaves its space)
-    return;
-  }
-  const Cost c = arch_cost(child, cfg_.width, cfg_.height);
-  const double flops = cfg_.release_flops ? release_flops(child, cfg_.width, cfg_.height) : double(c.flops);
-  if (flops > double(cfg_.budget_flops) || (cfg_.budget_params > 0 && c.params > cfg_.budget_params)) {
-    ++counters_.over_budget;
-    return;
-  }
-  if (cfg_.budget_latency_ms > 0) {
-    std::string missing;
-    const double ms = predicted_ms(child, counters_.first_untabled.empty() ? &missing : nullptr);
-    if (std::isnan(ms)) {
+  std::string missing;
+  switch (fit(child, nullptr, counters_.first_untabled.empty() ? &missing : nullptr)) {
+    case Fit::Ok:
+      break;
+    case Fit::OutsideSpace:
+      ++counters_.outside_space;
+      return;
+    case Fit::OverBudget:
+      ++counters_.over_budget;
+      return;
+    case Fit::Untabled:
       ++counters_.untabled;
       if (counters_.first_untabled.empty()) counters_.first_untabled = missing;
       return;
-    }
-    if (ms > cfg_.budget_latency_ms) {
-      ++counters_.over_budget;
+    case Fit::Constrained:
+      ++counters_.constrained;
       return;
-    }
-  }
-  if (!cfg_.constraints.why_violated(child).empty()) {
-    ++counters_.constrained;
-    return;
   }
   double score;
   try {

@@ -109,6 +109,10 @@ class Evolution {
   void step();  // one iteration
   // Predicted latency of `arch` (NaN with `*missing` set when the table lacks an operation).
   double predicted_ms(const Arch& arch, std::string* missing) const;
+  // The one statement of what a member must satisfy, in the order the checks run. `why` (when
+  // given) receives the reason in words, `missing` the operation a latency table lacks.
+  enum class Fit { Ok, OutsideSpace, OverBudget, Untabled, Constrained };
+  Fit fit(const Arch& arch, std::string* why, std::string* missing) const;
 
   SearchConfig cfg_;
   Arch seed_;

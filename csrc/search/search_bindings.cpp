@@ -185,6 +185,16 @@ void bind_search(py::module_& m) {
       .def_property_readonly("has_detector", &LatencyTable::has_detector)
       .def("__len__", &LatencyTable::size)
       .def(
+          "lookup",
+          [](const LatencyTable& t, int op, int kernel, int stride, bool act, int64_t h, int64_t w, int cin, int cout) {
+            // (milliseconds, "") of one operation, interpolated as predict() does, or (nan, what is missing)
+            std::string missing;
+            const double ms = t.lookup(LatencyItem{LatencyKey{op, kernel, stride, act, h, w}, cin, cout}, &missing);
+            return std::make_pair(ms, missing);
+          },
+          py::arg("op"), py::arg("kernel"), py::arg("stride"), py::arg("act"), py::arg("h"), py::arg("w"),
+          py::arg("cin"), py::arg("cout"))
+      .def(
           "predict",
           [](const LatencyTable& t, const NativeArch& a, bool detector) {
             // (milliseconds, "") or (nan, the first operation the table lacks)

@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..latency import build_latency_table, check_predictions, error_summary, load_latency_table, sample_archs
-    from ..search_space import parse_budget
+    from ..search_space import checked_budget, parse_budget
 
     if args.table:
         if not args.check:
@@ -53,10 +53,7 @@ def run(args) -> int:
     else:
         max_flops = None
         if args.max_flops is not None:
-            b = parse_budget(args.max_flops)
-            from ..search_space import BUDGET_PRESETS
-
-            max_flops = BUDGET_PRESETS[b].flops if isinstance(b, str) else int(b)
+            max_flops = checked_budget(parse_budget(args.max_flops))
         with _progress.bar("latency table", "op", enabled=not args.no_progress) as progress:
             table = build_latency_table(
                 args.space, device=args.device, runtime=args.runtime, size=args.size, threads=args.threads,

@@ -1,5 +1,6 @@
-"""The training loop of pyddsar detectors (SPEC section 4): SGD, warm-up then step decay, QFL + DIoU
-(+ keypoints) with ATSS targets, AMP on CUDA, DistributedDataParallel under torchrun, atomic
+"""The training loop of pyddsar detectors (SPEC section 4): SGD, warm-up then step decay, the loss of
+the model's family (:mod:`pyddsar.training.recipe`: SCRFD's QFL + DIoU (+ keypoints) with ATSS
+targets, or ASFD's focal + box loss), AMP on CUDA, DistributedDataParallel under torchrun, atomic
 checkpoints that resume exactly, metrics to JSONL/CSV and a PNG of the loss curves.
 
 Exact resumption: the data order of an epoch is a permutation drawn from (seed, epoch) and each
@@ -24,12 +25,10 @@ import torch.distributed as dist
 
 from .._atomic import remove_stale_temporaries, torch_save, write_text
 from .._interrupt import DeferredInterrupt
-from .criterion import LossTerms, detection_loss
-from .targets import anchor_set, image_targets
+from .recipe import recipe_for
 
 CHECKPOINT = "checkpoint.pt"
 BOX_LOSSES = ("diou", "smooth_l1", "giou")
-ASFD_GRAD_CLIP = 35.0  # diou: SCRFD framework; smooth_l1 / giou: ASFD
 
 
 @dataclass
@@ -164,14 +163,8 @@ class Trainer:
         use_kps = has_landmarks if cfg.use_kps is None else cfg.use_kps
         # channels-last: several times faster depthwise-conv backward passes on the CPU (oneDNN)
         self.model = self._build_model(use_kps).to(self.device, memory_format=torch.channels_last)
-        from ..asfd.retinanet import ASFDDetector
-
-        self.asfd = isinstance(self.model, ASFDDetector)  # RetinaNet-style: IoU matching, focal + box loss
-        if self.asfd and cfg.box_loss not in (None, "smooth_l1", "giou"):
-            raise ValueError(f"an ASFD detector trains with box_loss smooth_l1 or giou, not {cfg.box_loss!r}")
-        if not self.asfd and cfg.box_loss not in (None, "diou"):
-            raise ValueError(f"SCRFD-framework detectors train with the DIoU box loss, not {cfg.box_loss!r}")
-        self.anchors = None if self.asfd else anchor_set(cfg.size, cfg.size, device=self.device)
+        self.recipe = recipe_for(self.model, cfg.size, self.device, cfg.box_loss,
+                                 self._reduce_mean if self.world > 1 else None)
         self.steps_per_epoch = math.ceil(math.ceil(len(self.dataset) / self.world) / cfg.batch)
         self.lr = base_lr(cfg, self.world)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate(cfg, 0, self.steps_per_epoch, self.lr),
@@ -297,66 +290,41 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.scaler is not None):
             out = self.ddp(images)
-        if self.asfd:
-            terms = self._asfd_loss(out, boxes, ignore)
-        else:
-            terms = self._scrfd_loss(out, boxes, landmarks, ignore)
+        terms = self.recipe.loss(out, boxes, landmarks, ignore)
         if not torch.isfinite(terms.total):
             raise FloatingPointError(f"the loss became {terms.total.item()} at step {self.step}; lower the lr")
         if self.scaler is not None:
             self.scaler.scale(terms.total).backward()
-            if self.asfd:
+            if self.recipe.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 self._clip()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             terms.total.backward()
-            if self.asfd:
+            if self.recipe.grad_clip:
                 self._clip()
             self.optimizer.step()
         return {"loss": float(terms.total.detach()), "cls": float(terms.cls), "box": float(terms.box),
                 "kps": float(terms.kps), "num_pos": terms.num_pos, "lr": lr}
 
     def _clip(self) -> None:
-        # RetinaNet-style training clips the gradient norm at 35 (mmdetection's RetinaNet recipe);
-        # without it the focal + smooth-L1 start diverges at lr 0.02 on small batches
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), ASFD_GRAD_CLIP)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
 
-    def _scrfd_loss(self, out, boxes, landmarks, ignore) -> LossTerms:
-        """QFL + DIoU (+ keypoints) against ATSS targets (SPEC section 4), normalisers averaged over
-        the processes (SCRFD's reduce_mean)."""
-        targets = self.targets(boxes, landmarks, ignore)
-        out = type(out)(*[None if o is None else [t.float() for t in o] for o in out])
-        return detection_loss(out, self.anchors, targets, reduce_mean=self._reduce_mean if self.world > 1 else None)
+    @property
+    def anchors(self):
+        """The anchor set of the SCRFD recipe (its targets are ``self.recipe.targets(...)``)."""
+        return self.recipe.anchors
 
     def targets(self, boxes, landmarks, ignore):
-        """ATSS targets of a collated batch; faces marked ignore are left out (SCRFD: gt_bboxes_ignore)."""
-        kps = _unwrap(self.model).use_kps  # a keypoint head on data without landmarks: weight-0 targets
-        targets = []
-        for b, lm, ig in zip(boxes, landmarks, ignore):
-            keep = ~ig
-            targets.append(image_targets(self.anchors, b[keep].to(self.device),
-                                         None if lm is None else lm[keep].to(self.device),
-                                         b[ig].to(self.device), with_landmarks=kps))
-        return targets
+        """ATSS targets of a collated batch (SCRFD-framework detectors)."""
+        return self.recipe.targets(boxes, landmarks, ignore)
 
     def _reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
         """SCRFD's reduce_mean: the mean of a scalar over the processes (the loss normalisers)."""
         value = value.detach().clone().float()
         dist.all_reduce(value)
         return value / self.world
-
-    def _asfd_loss(self, out, boxes, ignore) -> LossTerms:
-        """Focal + smooth-L1 / GIoU against IoU-0.4 matching (SPEC section 6); no landmarks."""
-        from ..asfd.loss import asfd_loss
-        from ..asfd.retinanet import asfd_anchors
-
-        anchors = asfd_anchors(out["sizes"], device=self.device)
-        terms = asfd_loss(out["logits"].float(), out["deltas"].float(), anchors, [b.to(self.device) for b in boxes],
-                          [ig.to(self.device) for ig in ignore], box_loss=self.cfg.box_loss or "smooth_l1")
-        zero = torch.zeros((), device=self.device)
-        return LossTerms(terms["loss"], terms["cls"].detach(), terms["box"].detach(), zero, int(terms["num_pos"]))
 
     def fit(self, progress=None) -> List[dict]:
         """Train to the end (or max_steps); checkpoint every epoch and on Ctrl-C. Returns the history

@@ -12,11 +12,12 @@ _TEMPORARY = re.compile(r"\.tmp-(\d+)$")
 
 
 @contextlib.contextmanager
-def atomic_open(path: str, mode: str = "w"):
-    """``with atomic_open(path, "wb") as f: ...``: `path` is replaced only if the block succeeds."""
+def atomic_open(path: str, mode: str = "w", **kwargs):
+    """``with atomic_open(path, "wb") as f: ...``: `path` is replaced only if the block succeeds
+    (keyword arguments go to ``open``, e.g. ``newline=""`` for csv)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -24,6 +24,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from .._atomic import atomic_open, write_bytes, write_text
+
 __all__ = ["write_dataset", "draw_image", "EVENTS", "EASY_MIN", "MEDIUM_MIN"]
 
 MAX_SIDE = 4096
@@ -222,7 +224,8 @@ def _write_mats(gt_dir: str, records: List[dict]) -> None:
     for key in ("blur", "expression", "illumination", "invalid", "occlusion", "pose"):
         common[f"{key}_label_list"] = _cell([_cell([np.array(r[key], dtype=np.uint8).reshape(-1, 1) for r in per[e]])
                                              for e in events])
-    scipy.io.savemat(os.path.join(gt_dir, "wider_face_val.mat"), common)
+    with atomic_open(os.path.join(gt_dir, "wider_face_val.mat"), "wb") as f:
+        scipy.io.savemat(f, common)
     for subset, lo in (("easy", EASY_MIN), ("medium", MEDIUM_MIN), ("hard", 0)):
         gl = []
         for e in events:
@@ -233,7 +236,8 @@ def _write_mats(gt_dir: str, records: List[dict]) -> None:
             gl.append(_cell(lists))
         mat = dict(common)
         mat["gt_list"] = _cell(gl)
-        scipy.io.savemat(os.path.join(gt_dir, f"wider_{subset}_val.mat"), mat)
+        with atomic_open(os.path.join(gt_dir, f"wider_{subset}_val.mat"), "wb") as f:
+            scipy.io.savemat(f, mat)
 
 
 def _split(out_dir, split, split_id, n, seed, image_size, quality) -> List[dict]:
@@ -247,8 +251,10 @@ def _split(out_dir, split, split_id, n, seed, image_size, quality) -> List[dict]
         name = f"{event.split('--')[0]}_{event.split('--')[1]}_synthetic_{split}_{i}"
         path = os.path.join(out_dir, f"WIDER_{split}", "images", event, name + ".jpg")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
-            raise OSError(f"cannot write {path}")
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise OSError(f"cannot encode {path}")
+        write_bytes(path, jpeg.tobytes())
         xywh = [_int_xywh(b) for b in boxes]
         m = len(xywh)
         records.append(dict(event=event, name=name, xywh=xywh, landmarks=lms, size=(w, h),
@@ -267,8 +273,7 @@ def _write_txts(out_dir: str, split: str, records: List[dict]) -> None:
             lines.append(f"{x} {y} {bw} {bh} 0 0 0 0 {r['occlusion'][k]} 0 ")
         if not r["xywh"]:
             lines.append("0 0 0 0 0 0 0 0 0 0 ")
-    with open(os.path.join(out_dir, "wider_face_split", f"wider_face_{split}_bbx_gt.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_text(os.path.join(out_dir, "wider_face_split", f"wider_face_{split}_bbx_gt.txt"), "\n".join(lines) + "\n")
     lab = []
     for r in records:
         lab.append(f"# {r['event']}/{r['name']}.jpg {r['size'][0]} {r['size'][1]}")
@@ -279,8 +284,7 @@ def _write_txts(out_dir: str, split: str, records: List[dict]) -> None:
             else:
                 kp = " ".join(f"{px:.1f} {py:.1f} 0.0" for px, py in pts)
                 lab.append(f"{x} {y} {bw} {bh} {kp} 1.0")
-    with open(os.path.join(out_dir, f"WIDER_{split}", "label.txt"), "w") as f:
-        f.write("\n".join(lab) + "\n")
+    write_text(os.path.join(out_dir, f"WIDER_{split}", "label.txt"), "\n".join(lab) + "\n")
 
 
 def write_dataset(out_dir: str, n_train: int = 200, n_val: int = 50, seed: int = 0,
@@ -305,7 +309,7 @@ def write_dataset(out_dir: str, n_train: int = 200, n_val: int = 50, seed: int =
             _write_mats(os.path.join(out_dir, "ground_truth"), recs)
         counts[f"{split}_images"] = n
         counts[f"{split}_faces"] = sum(len(r["xywh"]) for r in recs)
-    with open(os.path.join(out_dir, "synthetic.json"), "w") as f:
-        json.dump({"generator": "pyddsar.data.synthetic", "seed": seed, "n_train": n_train, "n_val": n_val,
-                   "image_size": [w, h], "easy_min": EASY_MIN, "medium_min": MEDIUM_MIN, **counts}, f, indent=1)
+    write_text(os.path.join(out_dir, "synthetic.json"), json.dumps(
+        {"generator": "pyddsar.data.synthetic", "seed": seed, "n_train": n_train, "n_val": n_val,
+         "image_size": [w, h], "easy_min": EASY_MIN, "medium_min": MEDIUM_MIN, **counts}, indent=1))
     return counts

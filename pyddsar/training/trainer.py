@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .._atomic import remove_stale_temporaries, torch_save, write_text
+from .._atomic import atomic_open, remove_stale_temporaries, torch_save, write_text
 from .._interrupt import DeferredInterrupt
 from .recipe import recipe_for
 
@@ -267,7 +267,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"].cpu())
         random.setstate(state["python_rng"])
         if self.rank == 0:  # a run killed after logging but before its checkpoint logged those steps already
-            write_text(os.path.join(self.cfg.out, "metrics.jsonl"), "".join(json.dumps(p) + "\n" for p in self.history))
+            self._write_metrics_jsonl()
 
     # -- the loop ---------------------------------------------------------------------------------
     def _batches(self):
@@ -380,9 +380,11 @@ class Trainer:
         point = {k: float(np.mean([w[k] for w in window])) for k in ("loss", "cls", "box", "kps", "num_pos")}
         point.update(epoch=self.epoch, step=self.step, lr=window[-1]["lr"], elapsed_s=time.perf_counter() - start)
         self.history.append(point)
-        if self.rank == 0:
-            with open(os.path.join(self.cfg.out, "metrics.jsonl"), "a") as f:
-                f.write(json.dumps(point) + "\n")
+        if self.rank == 0:  # rewritten whole and atomically: a kill never leaves half a line
+            self._write_metrics_jsonl()
+
+    def _write_metrics_jsonl(self) -> None:
+        write_text(os.path.join(self.cfg.out, "metrics.jsonl"), "".join(json.dumps(p) + "\n" for p in self.history))
 
     def _write_outputs(self) -> None:
         if self.rank != 0 or not self.history:
@@ -391,7 +393,7 @@ class Trainer:
         from ..plots import write_line_plot
 
         keys = ("step", "epoch", "loss", "cls", "box", "kps", "num_pos", "lr")
-        with open(os.path.join(self.cfg.out, "metrics.csv"), "w", newline="") as f:
+        with atomic_open(os.path.join(self.cfg.out, "metrics.csv"), "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(keys)
             for p in self.history:

@@ -52,12 +52,14 @@ DpLimits make_limits(int64_t max_states, int64_t max_bytes = 0) {
 namespace {
 
 void check_resolution(int64_t width, int64_t height) {
-  if (width <= 0 || height <= 0 || width > 100000 || height > 100000)
-    throw std::invalid_argument("resolution must be positive and at most 100000, got " + std::to_string(width) + "x" +
+  if (width <= 0 || height <= 0 || width > kMaxResolution || height > kMaxResolution)
+    throw std::invalid_argument("resolution must be positive and at most " + std::to_string(kMaxResolution) + ", got " +
+                                std::to_string(width) + "x" +
                                 std::to_string(height));
 }
 
 void bind_arch(py::module_& m) {
+  m.attr("MAX_RESOLUTION") = kMaxResolution;
   py::class_<NativeArch>(m, "NativeArch")
       .def(py::init([](const std::vector<BlockTuple>& blocks) { return NativeArch{arch_from_tuples(blocks)}; }),
            py::arg("blocks"))

@@ -30,7 +30,7 @@ EXPANSIONS = (1, 2, 4, 6)
 MAX_CHANNELS = 8192
 MAX_LAYERS = 64
 MAX_TEXT = 1 << 20  # characters of architecture text: refused up front beyond (a real one is a few kB)
-MAX_RESOLUTION = 100_000  # per side, as the native cost walk checks; FLOPs beyond 2^63 are refused natively
+MAX_RESOLUTION = _core.MAX_RESOLUTION  # per side (csrc/arch/arch.h); FLOPs beyond 2^63 are refused natively
 TABLE_COLUMNS = ("block", "kernel", "in", "out", "stride", "bottleneck", "expansion", "layers")
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Union
 
 from . import _core
-from .arch import Arch, _resolution
+from .arch import MAX_RESOLUTION, Arch, _resolution
 from .stage_weights import WIDERFACE_LAMBDAS
 
 __all__ = [
@@ -45,10 +45,9 @@ VARIANTS = ("paper", "damofd-release")
 DEFAULT_ALPHA = {"paper": 0.25, "damofd-release": 0.005}
 DEFAULT_LAMBDAS = (0.2, 0.27, 0.25, 0.18, 0.10)
 STAGE_NAMES = ("C1", "C2", "C3", "C4", "C5")
-LAMBDA_SUM_TOLERANCE = 1e-6
-MAX_RESOLUTION = 100000
-# Limits of the default-style probe: the exact enumerator's cost grows fast with the grid.
-MAX_PROBE_GRID, MAX_PROBE_DEPTH, MAX_PROBE_FILTERS = 4, 4, 16
+LAMBDA_SUM_TOLERANCE = _core.LAMBDA_SUM_TOLERANCE
+# Limits of the default-style probe (csrc/score/fs_probe.h): the exact enumerator's cost grows fast with the grid.
+MAX_PROBE_GRID, MAX_PROBE_DEPTH, MAX_PROBE_FILTERS = _core.MAX_PROBE_GRID, _core.MAX_PROBE_DEPTH, _core.MAX_PROBE_FILTERS
 LITERAL_FILTERS = 7  # d' of the paper
 
 

@@ -5,9 +5,6 @@ searches and families under latency budgets, and one small table measured for re
 import dataclasses
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -373,20 +370,18 @@ def test_a_family_in_one_call(local_table, tmp_path):
         search_family([5, -1], local_table)
 
 
-def test_family_from_the_command_line(local_table, tmp_path):
+def test_family_from_the_command_line(local_table, tmp_path, run_python):
     path = local_table.save(str(tmp_path / "t.json"))
     seed_ms = local_table.predict(Arch.parse(pyddsar.SPACES["damofd-mb"].seed), detector=True)
     b1, b2 = round(seed_ms * 1.1, 1), round(seed_ms * 1.5, 1)
     out = tmp_path / "fam"
-    r = subprocess.run([sys.executable, "-m", "pyddsar", "search", "--budget-latency-ms", f"{b1},{b2}", "--latency-table",
-                        path, "--iterations", "1500", "--out", str(out), "--quiet"], capture_output=True, text=True,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(pyddsar.__file__))))
+    r = run_python("-m", "pyddsar", "search", "--budget-latency-ms", f"{b1},{b2}", "--latency-table", path,
+                   "--iterations", "1500", "--out", str(out), "--quiet", check=False)
     assert r.returncode == 0, r.stderr
     assert "budget ms" in r.stdout and (out / f"{b1:g}ms" / "best.json").exists() and (out / "family.png").exists()
     one = tmp_path / "one"
-    r = subprocess.run([sys.executable, "-m", "pyddsar", "search", "--budget-latency-ms", f"{b2}", "--latency-table", path,
-                        "--iterations", "1500", "--out", str(one), "--quiet"], capture_output=True, text=True,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(pyddsar.__file__))))
+    r = run_python("-m", "pyddsar", "search", "--budget-latency-ms", f"{b2}", "--latency-table", path,
+                   "--iterations", "1500", "--out", str(one), "--quiet", check=False)
     assert r.returncode == 0, r.stderr
     assert "predicted latency (detector)" in r.stdout
     assert json.loads((one / "best.json").read_text())["predicted_latency_ms"] <= b2
@@ -458,15 +453,14 @@ def test_a_cached_table_is_not_measured_again(measured, monkeypatch):
     assert again.to_dict() == table.to_dict()
 
 
-def test_latency_table_command_line(tmp_path):
+def test_latency_table_command_line(tmp_path, run_python, monkeypatch):
     out = tmp_path / "t.json"
-    env = dict(os.environ, PYDDSAR_CACHE=str(tmp_path / "cache"))
-    r = subprocess.run([sys.executable, "-m", "pyddsar", "latency-table", "--size", "64x64", "--calibrate", "2",
-                        "--detector", "none", "--out", str(out), "--check", "3", "--quiet"], capture_output=True,
-                       text=True, env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(pyddsar.__file__))))
+    monkeypatch.setenv("PYDDSAR_CACHE", str(tmp_path / "cache"))
+    r = run_python("-m", "pyddsar", "latency-table", "--size", "64x64", "--calibrate", "2", "--detector", "none",
+                   "--out", str(out), "--check", "3", "--quiet", check=False)
     assert r.returncode == 0, r.stderr
     assert "operation grids" in r.stdout and "backbone: 3 random networks, |error| median" in r.stdout
     t = load_latency_table(str(out))
     assert t.size == (64, 64) and t.detector is None
-    r = subprocess.run([sys.executable, "-m", "pyddsar", "latency-table", "--space", "nope"], capture_output=True, text=True)
+    r = run_python("-m", "pyddsar", "latency-table", "--space", "nope", check=False)
     assert r.returncode == 2 and "invalid choice" in r.stderr

@@ -487,3 +487,33 @@ def test_native_scorer_rejects_bad_config():
         core.Scorer(0, 0.25, list(LAMBDAS), 224, 224, grid=9)
     with pytest.raises(ValueError, match="block type"):
         core.Scorer(0, 0.25, list(LAMBDAS), 224, 224).batch_tuples([[(9, 3, 3, 8, 2, 0, 1, 1)] * 5])
+
+
+def test_python_and_native_refuse_at_the_same_limits():
+    """The limits Python validates against are the native ones (read from _core): one past each,
+    both layers refuse; at each, both accept."""
+    from pyddsar import _core
+    import importlib
+
+    score_module = importlib.import_module("pyddsar.score")  # the module (pyddsar.score is the function)
+
+    assert (score_module.MAX_PROBE_GRID, score_module.MAX_PROBE_DEPTH, score_module.MAX_PROBE_FILTERS) == (4, 4, 16)
+    assert score_module.MAX_RESOLUTION == pyddsar.arch.MAX_RESOLUTION == 100_000
+    lambdas = list(score_module.DEFAULT_LAMBDAS)
+    args = dict(literal=False, grid=1, depth=1, filters=1)
+    _core.Scorer(0, 0.25, lambdas, 100_000, 100_000, **args)
+    for w, h in [(100_001, 10), (10, 100_001)]:
+        with pytest.raises(ValueError, match="at most 100000|between 1 and 100000"):
+            score(presets["ddsar-0.5g"], resolution=(w, h))
+        with pytest.raises(ValueError, match="between 1 and 100000"):
+            _core.Scorer(0, 0.25, lambdas, w, h, **args)
+    for field, hi in [("grid", 4), ("depth", 4), ("filters", 16)]:
+        FsProbe(**{field: hi})
+        with pytest.raises(ValueError, match=field):
+            _core.Scorer(0, 0.25, lambdas, 64, 64, **{**args, field: hi + 1})
+    off = [lambdas[0] + 2e-6] + lambdas[1:]
+    with pytest.raises(ValueError, match="sum to 1"):
+        _core.Scorer(0, 0.25, off, 64, 64, **args)
+    with pytest.raises(ValueError, match="sum to 1"):
+        score(presets["ddsar-0.5g"], lambdas=off)
+    _core.Scorer(0, 0.25, [lambdas[0] + 5e-7] + lambdas[1:], 64, 64, **args)

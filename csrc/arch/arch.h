@@ -9,6 +9,10 @@
 
 namespace pyddsar {
 
+// The largest resolution per side that costs, scores and walks accept (Python reads it as
+// _core.MAX_RESOLUTION, so both layers refuse the same inputs).
+constexpr int64_t kMaxResolution = 100000;
+
 enum class BlockType : int { Conv = 0, Res = 1, Btn = 2, MB = 3 };
 
 struct Block {

@@ -12,6 +12,9 @@
 
 namespace pyddsar {
 
+// How far the five stage weights may sum from 1 (Python: _core.LAMBDA_SUM_TOLERANCE).
+constexpr double kLambdaSumTolerance = 1e-6;
+
 enum class ScoreVariant : int { Paper = 0, Release = 1 };
 
 struct FsProbe {            // the one-layer network N'_l whose regions give FS (SPEC section 2)

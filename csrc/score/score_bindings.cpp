@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "arch/native_arch.h"
+#include "fs_probe.h"
 #include "score.h"
 
 namespace py = pybind11;
@@ -56,6 +57,11 @@ py::list layers_to_python(const std::vector<StageLayer>& layers) {
 }  // namespace
 
 void bind_score(py::module_& m) {
+  // the limits Python validates against before calling in (one statement of each)
+  m.attr("MAX_PROBE_GRID") = kMaxProbeGrid;
+  m.attr("MAX_PROBE_DEPTH") = kMaxProbeDepth;
+  m.attr("MAX_PROBE_FILTERS") = kMaxProbeFilters;
+  m.attr("LAMBDA_SUM_TOLERANCE") = kLambdaSumTolerance;
   py::class_<Scorer>(m, "Scorer")
       .def(py::init([](int variant, double alpha, const std::vector<double>& lambdas, int64_t width, int64_t height,
                        bool literal, int grid, int depth, int filters) {

@@ -10,9 +10,7 @@
 namespace pyddsar {
 namespace {
 
-constexpr int64_t kMaxResolution = 100000;
 constexpr int64_t kLnTableSize = 4096;  // ln q for q = floor(d / 3) < 4096 (channels up to 12287)
-constexpr double kLambdaSumTolerance = 1e-6;
 
 void validate_config(const ScoreConfig& cfg) {
   if (cfg.variant != ScoreVariant::Paper && cfg.variant != ScoreVariant::Release)
@@ -31,7 +29,7 @@ void validate_config(const ScoreConfig& cfg) {
   if (std::fabs(sum - 1.0) > kLambdaSumTolerance)
     throw std::invalid_argument("the five lambdas must sum to 1, they sum to " + std::to_string(sum));
   if (cfg.width < 1 || cfg.height < 1 || cfg.width > kMaxResolution || cfg.height > kMaxResolution)
-    throw std::invalid_argument("scoring resolution must be between 1 and 100000 on each side, got " +
+    throw std::invalid_argument("scoring resolution must be between 1 and " + std::to_string(kMaxResolution) + " on each side, got " +
                                 std::to_string(cfg.width) + "x" + std::to_string(cfg.height));
   validate_probe(cfg.probe);
 }

@@ -544,7 +544,7 @@ def _(boxes, scores, idxs, iou_threshold, max_keep=-1):
 NMS_MAX_BOXES = 300_000
 
 
-def _nms_args(boxes, scores, iou_threshold):
+def _nms_args(boxes, scores, iou_threshold, name: str = "iou_threshold"):
     _tensor(boxes, "boxes", last=4, ndim=2)
     _tensor(scores, "scores", ndim=1)
     _same([(boxes, "boxes"), (scores, "scores")])
@@ -553,7 +553,7 @@ def _nms_args(boxes, scores, iou_threshold):
     if boxes.shape[0] > NMS_MAX_BOXES:
         raise ValueError(f"NMS of {boxes.shape[0]:,} boxes would take minutes (greedy NMS is quadratic; limit "
                          f"pyddsar.ops.NMS_MAX_BOXES = {NMS_MAX_BOXES:,}): keep the top-scoring boxes first (pre_nms_topk)")
-    return _threshold(iou_threshold, "iou_threshold")
+    return _threshold(iou_threshold, name)
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -585,18 +585,24 @@ def postprocess(
     scores: torch.Tensor,
     score_threshold: float = 0.02,
     pre_nms_topk: Optional[int] = 5000,
-    iou_threshold: float = 0.45,
+    nms_threshold: float = 0.45,
     max_detections: Optional[int] = 750,
     idxs: Optional[torch.Tensor] = None,
+    *,
+    iou_threshold: Optional[float] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Detection post-process of one image (SCRFD's protocol by default, SPEC section 4).
 
     Keeps boxes with ``score > score_threshold``, then the ``pre_nms_topk`` best (None: all; equal
-    scores by lower index), then NMS (per category with ``idxs``), then at most ``max_detections``
-    (None: all). Returns ``(boxes, scores, indices)`` by decreasing score, ``indices`` (int64) pointing
-    into the inputs.
+    scores by lower index), then NMS at IoU ``nms_threshold`` (per category with ``idxs``), then at
+    most ``max_detections`` (None: all); the names of :class:`pyddsar.model_file.Preprocessing`
+    (``iou_threshold`` is a deprecated alias of ``nms_threshold``). Returns ``(boxes, scores,
+    indices)`` by decreasing score, ``indices`` (int64) pointing into the inputs.
     """
-    thr = _nms_args(boxes, scores, iou_threshold)
+    if iou_threshold is not None:
+        warnings.warn("postprocess(iou_threshold=) is deprecated; use nms_threshold", DeprecationWarning, stacklevel=2)
+        nms_threshold = iou_threshold
+    thr = _nms_args(boxes, scores, nms_threshold, "nms_threshold")
     st = _threshold(score_threshold, "score_threshold", -math.inf, math.inf)
     k = _nonneg_int(pre_nms_topk, "pre_nms_topk", allow_none=True)
     m = _nonneg_int(max_detections, "max_detections", allow_none=True)

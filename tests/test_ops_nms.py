@@ -242,3 +242,20 @@ def test_postprocess_stops_nms_at_max_detections_with_the_same_result():
     full_b = ops.batched_nms(boxes, scores, labels, 0.45)
     _, _, idx = ops.postprocess(boxes, scores, 0.0, None, 0.45, 100, idxs=labels)
     assert torch.equal(idx, full_b[:100])
+
+
+def test_postprocess_nms_threshold_and_its_deprecated_alias():
+    """``nms_threshold`` (the Preprocessing name) sets the IoU; ``iou_threshold`` still works, warned."""
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(200, 2, generator=g) * 100
+    boxes = torch.cat([xy, xy + 10 + torch.rand(200, 2, generator=g) * 30], 1)
+    scores = torch.rand(200, generator=g)
+    for thr in (0.2, 0.5, 0.8):
+        want = ops.nms(boxes, scores, thr)  # no score cut, no top-k, no cap: plain NMS
+        got = ops.postprocess(boxes, scores, -1.0, None, nms_threshold=thr, max_detections=None)[2]
+        assert torch.equal(got, want)
+        with pytest.warns(DeprecationWarning, match="nms_threshold"):
+            old = ops.postprocess(boxes, scores, -1.0, None, iou_threshold=thr, max_detections=None)[2]
+        assert torch.equal(old, want)
+    with pytest.raises(ValueError, match="nms_threshold"):
+        ops.postprocess(boxes, scores, nms_threshold=1.5)

@@ -173,7 +173,7 @@ def asfd_postprocess(
         scores,
         score_threshold=protocol.score_threshold,
         pre_nms_topk=protocol.pre_nms_topk,
-        iou_threshold=protocol.nms_threshold,
+        nms_threshold=protocol.nms_threshold,
         max_detections=protocol.max_detections,
     )
 

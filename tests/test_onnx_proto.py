@@ -46,7 +46,7 @@ def test_load_model_and_is_onnx(tmp_path):
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph), str(path))
-    m = onnx_proto.load_model(str(path))
+    m = onnx_proto.read_model_proto(str(path))
     assert [n.op_type for n in m.graph.node] == ["Relu"] and onnx_proto.is_onnx(str(path))
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf \x00\xff")
     assert not onnx_proto.is_onnx(str(tmp_path / "junk.onnx"))

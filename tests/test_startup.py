@@ -77,5 +77,5 @@ def test_light_onnx_reader_equals_onnx(tmp_path):
     assert not onnx_proto.is_onnx(tmp_path / "junk.onnx") and not onnx_proto.is_onnx(tmp_path / "text.onnx")
     if os.path.isfile(ONNX):
         assert onnx_proto.is_onnx(ONNX)
-        a, b = onnx_proto.load_model(ONNX), onnx.load(ONNX)
+        a, b = onnx_proto.read_model_proto(ONNX), onnx.load(ONNX)
         assert a.SerializeToString() == b.SerializeToString()

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .onnx_proto import attribute_value, load_model, to_array
+from .onnx_proto import attribute_value, read_model_proto, to_array
 
 
 class GraphMismatch(ValueError):
@@ -280,7 +280,7 @@ def load_graph(path) -> Graph:
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise ValueError(f"ONNX file not found: {path!r}")
     try:
-        model = load_model(os.fspath(path))
+        model = read_model_proto(os.fspath(path))
     except ValueError:
         raise
     except Exception as e:  # onnx raises DecodeError and friends

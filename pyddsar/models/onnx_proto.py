@@ -40,7 +40,7 @@ def _pb2():
     return _PB2
 
 
-def load_model(path):
+def read_model_proto(path):
     """The ModelProto of ``path``. Raises whatever protobuf / onnx raise for a file that is not ONNX."""
     try:
         model = _pb2().ModelProto()
@@ -60,7 +60,7 @@ def load_model(path):
 def is_onnx(path) -> bool:
     """Whether ``path`` parses as an ONNX model with a graph (reads the file, never raises)."""
     try:
-        m = load_model(path)
+        m = read_model_proto(path)
     except Exception:
         return False
     return len(m.graph.node) > 0 and m.ir_version > 0

@@ -3,11 +3,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <tuple>
 
 #include "arch/arch.h"
 #include "arch/native_arch.h"
+#include "regions/dp_estimate.h"
+#include "regions/frontier_dp.h"
 #include "regions/linear_regions.h"
+#include "regions/weights.h"
 
 #ifdef PYDDSAR_WITH_CUDA
 #include "device_info.h"
@@ -35,10 +39,13 @@ ConvLayer make_layer(int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2,
   return layer;
 }
 
-DpLimits make_limits(int64_t max_states, int64_t max_bytes = 0) {
+DpLimits make_limits(int64_t max_states, int64_t max_bytes = 0, double max_seconds = 0) {
   DpLimits limits;
   if (max_states > 0) limits.max_states = max_states;
   if (max_bytes > 0) limits.max_bytes = max_bytes;
+  if (!(max_seconds >= 0) || !std::isfinite(max_seconds))
+    throw std::invalid_argument("max_seconds must be a finite number >= 0 (0: the built-in limit)");
+  if (max_seconds > 0) limits.max_seconds = max_seconds;
   // Ctrl-C: a quick look at Python's signals now and then (the count runs without the GIL)
   limits.poll = []() {
     py::gil_scoped_acquire gil;
@@ -118,27 +125,65 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "linear_regions",
       [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, int64_t max_states,
-         int64_t max_bytes) {
+         int64_t max_bytes, double max_seconds) {
         ConvLayer layer = make_layer(h0, w0, d0, f1, f2, stride, d1);
+        const DpLimits limits = make_limits(max_states, max_bytes, max_seconds);
         BigUInt n;
         {
           py::gil_scoped_release release;
-          n = count_linear_regions(layer, make_limits(max_states, max_bytes));
+          n = count_linear_regions(layer, limits);
         }
         return to_python_int(n);
       },
       py::arg("h0"), py::arg("w0"), py::arg("d0"), py::arg("f1"), py::arg("f2"), py::arg("stride"), py::arg("d1"),
-      py::arg("max_states") = 0, py::arg("max_bytes") = 0);
+      py::arg("max_states") = 0, py::arg("max_bytes") = 0, py::arg("max_seconds") = 0.0);
 
   m.def(
       "log_linear_regions",
-      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, int64_t max_states) {
+      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, int64_t max_states,
+         double max_seconds) {
         ConvLayer layer = make_layer(h0, w0, d0, f1, f2, stride, d1);
+        const DpLimits limits = make_limits(max_states, 0, max_seconds);
         py::gil_scoped_release release;
-        return log_linear_regions(layer, make_limits(max_states));
+        return log_linear_regions(layer, limits);
       },
       py::arg("h0"), py::arg("w0"), py::arg("d0"), py::arg("f1"), py::arg("f2"), py::arg("stride"), py::arg("d1"),
-      py::arg("max_states") = 0);
+      py::arg("max_states") = 0, py::arg("max_seconds") = 0.0);
+
+  m.def(
+      "frontier_dp_stats",
+      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, bool exact,
+         int64_t max_states, int64_t max_bytes, double max_seconds) {
+        // The cost of the frontier dynamic program on this layer as given (raster order along w):
+        // (peak live states, transitions, peak bytes of the two state tables, widest row). For the tests of the
+        // work estimate and for measuring it.
+        ConvLayer layer = make_layer(h0, w0, d0, f1, f2, stride, d1);
+        const DpLimits limits = make_limits(max_states, max_bytes, max_seconds);
+        DpStats stats;
+        py::gil_scoped_release release;
+        if (exact)
+          frontier_dp<ExactWeight>(layer, limits, &stats);
+        else
+          frontier_dp<LogWeight>(layer, limits, &stats);
+        return std::make_tuple(stats.peak_states, stats.transitions, stats.peak_bytes, stats.peak_width);
+      },
+      py::arg("h0"), py::arg("w0"), py::arg("d0"), py::arg("f1"), py::arg("f2"), py::arg("stride"), py::arg("d1"),
+      py::arg("exact") = true, py::arg("max_states") = 0, py::arg("max_bytes") = 0, py::arg("max_seconds") = 0.0);
+
+  m.def(
+      "estimate_frontier_dp",
+      [](int64_t h0, int64_t w0, int64_t d0, int64_t f1, int64_t f2, int64_t stride, int64_t d1, bool exact) {
+        // The up-front estimate of frontier_dp on this layer as given: (known, states, bytes,
+        // seconds, widest strip measured).
+        ConvLayer layer = make_layer(h0, w0, d0, f1, f2, stride, d1);
+        py::gil_scoped_release release;
+        const DpLimits limits = make_limits(0);
+        const DpEstimate e = exact ? estimate_frontier_dp<ExactWeight>(layer, limits)
+                                   : estimate_frontier_dp<LogWeight>(layer, limits);
+        return std::make_tuple(e.known, e.states, e.bytes, e.seconds, e.strips);
+      },
+      py::arg("h0"), py::arg("w0"), py::arg("d0"), py::arg("f1"), py::arg("f2"), py::arg("stride"), py::arg("d1"),
+      py::arg("exact") = true);
 
   m.def("built_with_cuda", []() {
 #ifdef PYDDSAR_WITH_CUDA

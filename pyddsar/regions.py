@@ -10,6 +10,7 @@ program over the output cells whose state is the past's deficiency on the overla
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from . import _core
@@ -28,24 +29,36 @@ def _layer_args(input_shape, kernel, stride, filters):
     return h0, w0, d0, f1, f2, s, d1
 
 
-def linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: int = 0) -> int:
+def linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: int = 0, max_seconds: float = 60.0) -> int:
     """Maximal (and expected) number of linear regions of a one-layer ReLU CNN, exactly.
 
     input_shape: (h0, w0, d0); kernel: k or (f1, f2); stride: s; filters: d1. No padding.
-    max_states bounds the dynamic program (0: the built-in 20 million); grids beyond it raise
-    ValueError instead of running for hours.
+    Layers whose windows overlap in both directions are counted by a dynamic program whose cost is
+    estimated before it starts (from runs on narrow strips of the layer, a fraction of a second):
+    a layer estimated to need more than max_states states (0: the built-in 20 million), 2 GiB or
+    max_seconds is refused at once with ValueError giving the estimate; an accepted one is
+    stopped at those limits all the same (the estimate is within a factor of two on the layers
+    measured, docs/linear_regions.md).
 
     >>> linear_regions((5, 5, 1), kernel=3, stride=1, filters=7)
     560134574838141912
     """
     args = _layer_args(input_shape, kernel, stride, filters)
-    return _core.linear_regions(*args, max_states=_max_states(max_states))
+    return _core.linear_regions(*args, max_states=_max_states(max_states), max_seconds=_max_seconds(max_seconds))
 
 
-def log_linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: int = 0) -> float:
-    """Natural log of :func:`linear_regions`, computed in log space (the integer is never built)."""
+def log_linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: int = 0,
+                       max_seconds: float = 60.0) -> float:
+    """Natural log of :func:`linear_regions`, computed in log space (the integer is never built;
+    the same limits)."""
     args = _layer_args(input_shape, kernel, stride, filters)
-    return _core.log_linear_regions(*args, max_states=_max_states(max_states))
+    return _core.log_linear_regions(*args, max_states=_max_states(max_states), max_seconds=_max_seconds(max_seconds))
+
+
+def _max_seconds(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"max_seconds must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
 
 
 def _max_states(value) -> int:

@@ -3,6 +3,7 @@
 import itertools
 import json
 import math
+import re
 import random
 
 import numpy as np
@@ -259,11 +260,12 @@ def test_ctrl_c_stops_a_long_count_within_a_second(run_python):
     import signal
     import time
 
+    # (8, 8, 1), k 3, 7 filters: accepted (estimated well inside the limits), about 45 s of work here
     proc = run_python("-c", "import sys, pyddsar\nprint('started', flush=True)\n"
-                      "try:\n    pyddsar.linear_regions((9, 9, 1), 3, 1, 7)\n"
+                      "try:\n    pyddsar.linear_regions((8, 8, 1), 3, 1, 7)\n"
                       "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    sys.exit(7)\n", popen=True)
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(1.0)  # well inside the dynamic program (it runs for tens of seconds)
+    time.sleep(1.5)  # past the estimate, well inside the dynamic program
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -273,8 +275,62 @@ def test_ctrl_c_stops_a_long_count_within_a_second(run_python):
 
 def test_memory_is_counted_for_everything_the_count_holds():
     # rows, big-integer weights and hash slots of both tables: a small limit is met early and named
+    # (the dynamic program itself, past the up-front estimate)
     with pytest.raises(ValueError, match=r"needs more than 0 MiB .* at output cell"):
-        pyddsar._core.linear_regions(7, 7, 1, 3, 3, 1, 7, max_states=0, max_bytes=1 << 16)
+        pyddsar._core.frontier_dp_stats(7, 7, 1, 3, 3, 1, 7, max_bytes=1 << 16)
+
+
+def test_work_is_stopped_at_its_time_limit():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"ran past its limit of 1 s at output cell \d+ of 36"):
+        pyddsar._core.frontier_dp_stats(8, 8, 1, 3, 3, 1, 7, max_seconds=1.0)
+    assert time.perf_counter() - start < 3
+
+
+# (h0, w0, d0, f1, f2, s, d1): exact counts that take 0.1-5 s here
+ESTIMATED = [(8, 7, 1, 3, 3, 1, 7), (7, 7, 1, 3, 3, 1, 7), (8, 8, 1, 3, 3, 1, 3), (13, 12, 1, 3, 3, 2, 7),
+             (13, 13, 1, 5, 5, 2, 7), (6, 7, 2, 3, 3, 1, 7), (8, 8, 1, 4, 4, 1, 7), (7, 7, 1, 3, 3, 1, 16),
+             (15, 15, 1, 7, 7, 2, 7), (9, 9, 1, 2, 2, 1, 7)]
+
+
+@pytest.mark.parametrize("layer", ESTIMATED)
+def test_the_up_front_estimate_is_within_its_margin(layer):
+    """The estimate from narrow strips against the run itself: peak states within the factor of two
+    the refusal allows for, memory within 0.5x..6x (rows are counted at the widest frontier)."""
+    known, states, nbytes, seconds, strips = pyddsar._core.estimate_frontier_dp(*layer)
+    assert known and 2 <= strips < (layer[1] - layer[4]) // layer[5] + 1
+    peak_states, transitions, peak_bytes, width = pyddsar._core.frontier_dp_stats(*layer)
+    assert 0.5 <= states / peak_states <= 2.0
+    assert 0.5 <= nbytes / peak_bytes <= 6.0
+    assert seconds > 0
+
+
+def test_layers_over_the_limits_are_refused_at_once_with_the_estimate(run_python):
+    """(9, 9, 1) and (10, 10, 1), kernel 3, 7 filters, used to run 36-56 s and take 2.4-4.1 GB before
+    being refused; now refused in well under a second, with the estimate and the alternatives."""
+    code = ("import resource, time, pyddsar\n"
+            "for shape in [(9, 9, 1), (10, 10, 1)]:\n"
+            "    t = time.perf_counter()\n"
+            "    try:\n        pyddsar.linear_regions(shape, 3, 1, 7)\n"
+            "    except ValueError as e:\n        print(round(time.perf_counter() - t, 2), '|', e)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    lines = run_python("-c", code).stdout.strip().splitlines()
+    assert len(lines) == 3
+    for line in lines[:2]:
+        took, message = line.split(" | ")
+        assert float(took) < 2.0
+        assert re.search(r"would need about \d+ MiB, \d+ dynamic-programming states and .* \(estimated from strips", message)
+        assert "lower bound" in message
+    assert int(lines[2]) < 400_000  # KiB: the strips and the interpreter, not gigabytes
+    # a limit of the caller's is honoured the same way
+    with pytest.raises(ValueError, match="would need about"):
+        pyddsar._core.linear_regions(8, 8, 1, 3, 3, 1, 3, max_bytes=50 << 20)
+    with pytest.raises(ValueError, match="would need about"):
+        pyddsar.linear_regions((8, 8, 1), 3, 1, 3, max_seconds=0.5)
+    with pytest.raises(ValueError, match="max_seconds"):
+        pyddsar.linear_regions((8, 8, 1), 3, 1, 3, max_seconds=float("nan"))
 
 
 def test_cli_offers_the_lower_bound_and_the_log(capsys):

@@ -1,6 +1,7 @@
 #include "frontier_dp.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -176,10 +177,33 @@ class StateTable {
   size_t weight_bytes_ = 0;
 };
 
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 }  // namespace
 
+int64_t frontier_row_width(const ConvLayer& layer, int64_t rows, const DpLimits& limits) {
+  const Grid g{layer.out_h(), layer.out_w(), layer.f1, layer.f2, layer.stride, layer.w0};
+  const int64_t steps = std::min(g.cells(), rows * g.w1);
+  std::vector<int64_t> frontier;
+  int64_t widest = 1;
+  for (int64_t k = 0; k < steps; ++k) {
+    std::vector<int64_t> next;
+    for (int64_t p : frontier)
+      if (g.last_cell(p) > k) next.push_back(p);
+    for (int64_t p : g.window(k))
+      if (g.last_cell(p) > k) next.push_back(p);
+    std::sort(next.begin(), next.end());
+    next.erase(std::unique(next.begin(), next.end()), next.end());
+    frontier = next;
+    widest = std::max<int64_t>(widest, static_cast<int64_t>(build_lattice(g, k + 1, std::move(next), limits).sets.size()));
+  }
+  return widest;
+}
+
 template <class Weight>
-typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
+typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits, DpStats* stats) {
   const Grid g{layer.out_h(), layer.out_w(), layer.f1, layer.f2, layer.stride, layer.w0};
   const int64_t d0 = layer.d0, n = g.cells();
   if (d0 * kMaxFrontier > 60000)
@@ -208,6 +232,7 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
     }
   }
 
+  const auto start = std::chrono::steady_clock::now();
   std::vector<int64_t> frontier;  // F_0 is empty
   Lattice cur = build_lattice(g, 0, frontier, limits);
   StateTable<Weight> states(cur.sets.size());
@@ -264,12 +289,18 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
     std::vector<uint16_t> row(width);
     int64_t since_poll = 0;
     for (size_t si = 0; si < states.size(); ++si) {
-      if (limits.poll && (since_poll += width) > (1 << 16)) {
+      if ((since_poll += width) > (1 << 16)) {
         since_poll = 0;
-        limits.poll();
+        if (limits.poll) limits.poll();
+        if (limits.max_seconds > 0 && seconds_since(start) > limits.max_seconds)
+          throw std::invalid_argument("exact counting of this layer ran past its limit of " +
+                                      std::to_string(int64_t(limits.max_seconds)) + " s at output cell " +
+                                      std::to_string(k + 1) + " of " + std::to_string(n) +
+                                      "; use the lower bound (linear_regions_lower_bound) or a smaller grid");
       }
       const uint16_t* h = states.row(si);
       const int64_t t_max = std::min<int64_t>(layer.d1, cap_s - h[idx_s]);
+      if (stats) stats->transitions += static_cast<double>(t_max + 1);
       for (int64_t t = 0; t <= t_max; ++t) {
         for (size_t j = 0; j < width; ++j) {
           int32_t v = static_cast<int32_t>(t) - cost[j] + h[idx_b[j]];
@@ -286,6 +317,11 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
                                     " dynamic-programming states; the grid is too large (use log_linear_regions on a "
                                     "smaller grid, or the lower bound)");
     }
+    if (stats) {
+      stats->peak_states = std::max<int64_t>(stats->peak_states, static_cast<int64_t>(next_states.size()));
+      stats->peak_bytes = std::max(stats->peak_bytes, states.bytes() + next_states.bytes());
+      stats->peak_width = std::max<int64_t>(stats->peak_width, static_cast<int64_t>(width));
+    }
     states = std::move(next_states);
     cur = std::move(nxt);
   }
@@ -293,7 +329,7 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits) {
   return states.size() ? states.weight(0) : Weight::zero();
 }
 
-template BigUInt frontier_dp<ExactWeight>(const ConvLayer&, const DpLimits&);
-template double frontier_dp<LogWeight>(const ConvLayer&, const DpLimits&);
+template BigUInt frontier_dp<ExactWeight>(const ConvLayer&, const DpLimits&, DpStats*);
+template double frontier_dp<LogWeight>(const ConvLayer&, const DpLimits&, DpStats*);
 
 }  // namespace pyddsar

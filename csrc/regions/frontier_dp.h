@@ -25,13 +25,28 @@ struct DpLimits {
   int64_t max_states = 20'000'000;   // live DP states at one step
   int64_t max_lattice = 1 << 15;     // unions of future windows on the frontier
   int64_t max_bytes = 2LL << 30;     // memory of both state tables: rows, weights and hash slots
+  double max_seconds = 60;           // work: estimated up front, enforced while counting (0: none)
   // Called every few thousand transitions; throws to stop (the Python binding raises KeyboardInterrupt
   // there when Ctrl-C was pressed).
   std::function<void()> poll;
 };
 
-// Counts for a layer with overlapping windows. Exact big integer or natural log.
+// What one run of the dynamic program cost: the most live states at one step, the transitions
+// (state x value of t) over all steps, and the most memory held by the two state tables.
+struct DpStats {
+  int64_t peak_states = 0;
+  double transitions = 0;
+  double peak_bytes = 0;
+  int64_t peak_width = 0;  // the widest state row (lattice sets of one frontier)
+};
+
+// The widest state row (lattice sets of one frontier) over the steps of the first `rows` cell rows,
+// without running the DP (the frontiers repeat from row to row once they are full).
+int64_t frontier_row_width(const ConvLayer& layer, int64_t rows, const DpLimits& limits);
+
+// Counts for a layer with overlapping windows. Exact big integer or natural log. `stats`, when
+// given, receives the run's cost.
 template <class Weight>
-typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits);
+typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits, DpStats* stats = nullptr);
 
 }  // namespace pyddsar

@@ -4,6 +4,7 @@
 #include <string>
 #include <type_traits>
 
+#include "dp_estimate.h"
 #include "weights.h"
 
 namespace pyddsar {
@@ -62,9 +63,10 @@ typename Weight::T count(const ConvLayer& layer, const DpLimits& limits) {
   if constexpr (std::is_same_v<Weight, ExactWeight>) check_exact_work<Weight>(layer, single_cell<ExactWeight>(layer));
   const int64_t frontier_rows = (layer.f1 - s) * ((w1 - 1) * s + layer.f2);
   const int64_t frontier_cols = (layer.f2 - s) * ((h1 - 1) * s + layer.f1);
-  if (h1 > 1 && w1 > 1 && frontier_cols < frontier_rows) return frontier_dp<Weight>(layer.transposed(), limits);
-  if (h1 > 1 && w1 == 1) return frontier_dp<Weight>(layer.transposed(), limits);  // a column becomes a row
-  return frontier_dp<Weight>(layer, limits);
+  const bool transpose = (h1 > 1 && w1 > 1 && frontier_cols < frontier_rows) || (h1 > 1 && w1 == 1);
+  const ConvLayer walked = transpose ? layer.transposed() : layer;  // a column becomes a row
+  check_frontier_dp<Weight>(walked, limits);  // refused at once when too large, with the estimate
+  return frontier_dp<Weight>(walked, limits);
 }
 
 }  // namespace

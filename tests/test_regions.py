@@ -260,9 +260,9 @@ def test_ctrl_c_stops_a_long_count_within_a_second(run_python):
     import signal
     import time
 
-    # (8, 8, 1), k 3, 7 filters: accepted (estimated well inside the limits), about 45 s of work here
+    # (8, 8, 1), k 3, 7 filters: accepted (estimated 25 s; a sanitizer build takes longer), 45 s of work here
     proc = run_python("-c", "import sys, pyddsar\nprint('started', flush=True)\n"
-                      "try:\n    pyddsar.linear_regions((8, 8, 1), 3, 1, 7)\n"
+                      "try:\n    pyddsar.linear_regions((8, 8, 1), 3, 1, 7, max_seconds=600)\n"
                       "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    sys.exit(7)\n", popen=True)
     assert proc.stdout.readline().strip() == "started"
     time.sleep(1.5)  # past the estimate, well inside the dynamic program
@@ -289,10 +289,11 @@ def test_work_is_stopped_at_its_time_limit():
     assert time.perf_counter() - start < 3
 
 
-# (h0, w0, d0, f1, f2, s, d1): exact counts that take 0.1-5 s here
-ESTIMATED = [(8, 7, 1, 3, 3, 1, 7), (7, 7, 1, 3, 3, 1, 7), (8, 8, 1, 3, 3, 1, 3), (13, 12, 1, 3, 3, 2, 7),
-             (13, 13, 1, 5, 5, 2, 7), (6, 7, 2, 3, 3, 1, 7), (8, 8, 1, 4, 4, 1, 7), (7, 7, 1, 3, 3, 1, 16),
-             (15, 15, 1, 7, 7, 2, 7), (9, 9, 1, 2, 2, 1, 7)]
+# (h0, w0, d0, f1, f2, s, d1): exact counts that take 0.1-4 s here (docs/linear_regions.md has the
+# figures of larger ones: 8x8 k3 d1=3, 7x7 d0=2, 8x8 k4, 9x9 k2)
+ESTIMATED = [(8, 7, 1, 3, 3, 1, 7), (7, 7, 1, 3, 3, 1, 7), (8, 7, 1, 3, 3, 1, 3), (13, 12, 1, 3, 3, 2, 7),
+             (13, 13, 1, 5, 5, 2, 7), (6, 7, 2, 3, 3, 1, 7), (7, 8, 1, 4, 4, 1, 7), (7, 7, 1, 3, 3, 1, 16),
+             (15, 15, 1, 7, 7, 2, 7), (8, 8, 1, 2, 2, 1, 7), (20, 7, 1, 3, 3, 1, 3)]
 
 
 @pytest.mark.parametrize("layer", ESTIMATED)

@@ -14,7 +14,6 @@ and parameters (conv weights + BN affine) are computed natively.
 from __future__ import annotations
 
 import json
-import numbers
 import os
 import re
 import sys
@@ -23,6 +22,7 @@ from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from . import _core
+from ._validate import integer
 
 BLOCK_TYPES = ("Conv", "Res", "Btn", "MB")
 KERNELS = (1, 3, 5, 7)
@@ -55,9 +55,7 @@ class Block:
         if self.type not in BLOCK_TYPES:
             raise ValueError(f"{where}: unknown block type {self.type!r}; use one of {', '.join(BLOCK_TYPES)}")
         for name in ("kernel", "in_channels", "out_channels", "stride", "bottleneck", "layers", "expansion"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-                raise ValueError(f"{where}: {name} must be an integer, got {v!r}")
+            integer(getattr(self, name), f"{where}: {name}")
         if self.kernel not in KERNELS:
             raise ValueError(f"{where}: kernel {self.kernel} is not one of {KERNELS}")
         for name in ("in_channels", "out_channels"):
@@ -425,10 +423,8 @@ def _resolution(resolution) -> tuple:
         w, h = resolution
     except (TypeError, ValueError):
         raise ValueError(f"resolution must be (width, height), got {resolution!r}") from None
-    for name, v in (("width", w), ("height", h)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 < v <= MAX_RESOLUTION:
-            raise ValueError(f"resolution {name} must be a positive integer at most {MAX_RESOLUTION}, got {v!r}")
-    return int(w), int(h)
+    return (integer(w, "resolution width", low=1, high=MAX_RESOLUTION),
+            integer(h, "resolution height", low=1, high=MAX_RESOLUTION))
 
 
 _PRESET_STRINGS = {

@@ -13,11 +13,9 @@ See docs/linear_regions.md for where the count agrees with Theorem 1 and where i
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from ._validate import pair, positive_int, shape3
+from ._validate import pair, positive_int, real, shape3
 
 #: Arrangements of more hyperplanes can have up to 2**n regions, each needing programs.
 DEFAULT_MAX_HYPERPLANES = 14  # 2^14 regions: 17 s measured (2026-12-02); each 2 more neurons ~4x
@@ -110,8 +108,7 @@ def count_arrangement_regions(weights, bias, input_shape, stride=1, *, max_hyper
     regions, each needing linear programs; 16 neurons would take about a minute, 24 hours).
     """
     max_hyperplanes = positive_int(max_hyperplanes, "max_hyperplanes")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < tol < 1e-3:
-        raise ValueError(f"tol must be a small positive number, got {tol!r}")
+    tol = real(tol, "tol", low=0, high=1e-3, low_open=True, high_open=True)
     planes = layer_hyperplanes(weights, bias, input_shape, stride)
     if len(planes) > max_hyperplanes:
         raise ValueError(

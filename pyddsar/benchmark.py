@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from ._validate import integer
+
 
 def device_name(device) -> str:
     import torch
@@ -132,16 +134,13 @@ def run_bench(model_name=None, weights=None, device="cpu", batches=(1, 8), threa
     batches = list(batches)
     if runtime not in ("torch", "onnxruntime"):
         raise ValueError(f"--runtime must be torch or onnxruntime, got {runtime!r}")
-    for n, v, lo in (("--warmup", warmup, 0), ("--runs", runs, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{n} must be an integer >= {lo}, got {v!r}")
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in size)):
+    warmup = integer(warmup, "--warmup", low=0)
+    runs = integer(runs, "--runs", low=1)
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
         raise ValueError(f"size must be (width, height) of at least 2 pixels each, got {size!r}")
+    size = (integer(size[0], "size width", low=2), integer(size[1], "size height", low=2))
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
-            raise ValueError(f"--threads must be a positive integer, got {threads!r}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(integer(threads, "--threads", low=1))
     threads = torch.get_num_threads()
     dev = torch.device(device)
     if runtime == "onnxruntime" and dev.type != "cpu":

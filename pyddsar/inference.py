@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from . import ops
+from ._validate import integer, real
 from .preprocess import letterbox, to_bgr8
 from .preprocess import normalise as _normalise
 
@@ -89,25 +90,21 @@ class Detector:
             raise ValueError("device 'cuda' requested but CUDA is not available")
         if half and self.device.type != "cuda":
             raise ValueError("half=True (fp16) needs a CUDA device")
-        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size <= 0 or input_size % 32:
-            raise ValueError(f"input_size must be a positive multiple of 32, got {input_size!r}")
-        for name, v in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold)):
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+        input_size = integer(input_size, "input_size", low=1, multiple_of=32)
+        score_threshold = real(score_threshold, "score_threshold", low=0, high=1)
+        nms_threshold = real(nms_threshold, "nms_threshold", low=0, high=1)
         self.model = model.to(self.device).eval()
         self.half = bool(half)
         if self.half:
             self.model.half()
-        self.score_threshold = float(score_threshold)
-        self.nms_threshold = float(nms_threshold)
-        for name in ("mean", "std"):
-            v = getattr(pre, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or (name == "std" and v <= 0):
-                raise ValueError(f"preprocessing {name} must be a finite number{' > 0' if name == 'std' else ''}, got {v!r}")
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        real(pre.mean, "preprocessing mean")
+        real(pre.std, "preprocessing std", low=0, low_open=True)
         self.preprocessing = pre
         self.pre_nms_topk = pre.pre_nms_topk
         self.max_detections = pre.max_detections
-        self.input_size = int(input_size)
+        self.input_size = input_size
 
     @property
     def use_kps(self) -> bool:
@@ -126,8 +123,7 @@ class Detector:
         (up to float rounding of batched convolutions)."""
         if isinstance(images, (str, os.PathLike, np.ndarray)):
             raise ValueError("detect_batch takes a list of images; use detect() for one")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = integer(batch_size, "batch_size", low=1)
         images = list(images)
         out: List[Detections] = []
         for i in range(0, len(images), batch_size):

@@ -16,6 +16,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from ._validate import integer
 from .preprocess import letterbox, normalise, to_bgr8  # noqa: F401 (normalise, letterbox: part of this module's API)
 
 
@@ -37,8 +38,7 @@ def session_options(threads: Optional[int] = None, spinning: bool = True):
     idle workers from busy-waiting: use it when other CPU work runs between calls."""
     import onnxruntime as ort
 
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    threads = integer(threads, "threads", low=1, allow_none=True)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or (os.cpu_count() or 1)
     so.inter_op_num_threads = 1
@@ -77,8 +77,7 @@ class OnnxDetector:
         self.input_name = inp.name
         fixed = inp.shape[2] if isinstance(inp.shape[2], int) and inp.shape[2] > 0 else None
         size = input_size if input_size is not None else (fixed or 640)
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % 32:
-            raise ValueError(f"input_size must be a positive multiple of 32, got {size!r}")
+        size = integer(size, "input_size", low=1, multiple_of=32)
         if fixed is not None and size != fixed:
             raise ValueError(f"{path} has a fixed {fixed}x{fixed} input; input_size {size} does not fit it")
         if not std > 0:
@@ -98,8 +97,7 @@ class OnnxDetector:
     def detect_batch(self, images: Sequence, batch_size: int = 8) -> List[Detections]:
         if isinstance(images, (str, os.PathLike, np.ndarray)):
             raise ValueError("detect_batch takes a list of images; use detect() for one")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = integer(batch_size, "batch_size", low=1)
         images, out = list(images), []
         for i in range(0, len(images), batch_size):
             x, scales = self.preprocess(images[i:i + batch_size])

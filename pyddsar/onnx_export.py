@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._validate import integer, real
+
 INPUT_NAME = "input.1"
 
 
@@ -200,20 +202,17 @@ def export_onnx(model: nn.Module, path, dynamic: bool = True, postprocess: bool 
                              f"strides {model.strides} and {model.num_anchors} anchors")
     if opset is None:
         opset = INSIGHTFACE_OPSET if target == "insightface" else 17
-    if isinstance(opset, bool) or not isinstance(opset, int) or not 11 <= opset <= 21:
-        raise ValueError(f"opset must be an integer in 11..21, got {opset!r}")
+    opset = integer(opset, "opset", low=11, high=21)
     try:
         w, h = (int(v) for v in input_size)
     except (TypeError, ValueError):
         raise ValueError(f"input_size must be (width, height), got {input_size!r}") from None
     if w <= 0 or h <= 0 or w % 32 or h % 32:
         raise ValueError(f"input_size must be positive multiples of 32, got {input_size!r}")
-    for name, v in (("score_threshold", score_threshold), ("nms_threshold", nms_threshold)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {v!r}")
-    for name, v in (("pre_nms_topk", pre_nms_topk), ("max_detections", max_detections)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    score_threshold = real(score_threshold, "score_threshold", low=0, high=1)
+    nms_threshold = real(nms_threshold, "nms_threshold", low=0, high=1)
+    pre_nms_topk = integer(pre_nms_topk, "pre_nms_topk", low=1)
+    max_detections = integer(max_detections, "max_detections", low=1)
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):

@@ -21,7 +21,6 @@ Conventions
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
@@ -29,6 +28,7 @@ import torch
 from torch.library import custom_op
 
 from . import _core
+from ._validate import integer, real
 
 __all__ = [
     "anchors",
@@ -173,23 +173,6 @@ def _check_values(t: torch.Tensor, name: str, boxes: bool) -> None:
         raise ValueError(f"{name} has boxes with x2 < x1 or y2 < y1")
 
 
-def _threshold(value, name: str, lo: float = 0.0, hi: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not (lo <= v <= hi):
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-    return v
-
-
-def _nonneg_int(value, name: str, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
 def _cuda_core():
     if not hasattr(_core, "nms_cuda"):
         raise ValueError(
@@ -215,18 +198,15 @@ def _levels(feature_sizes, strides, name_sizes="feature_sizes"):
         raise ValueError(f"{name_sizes} must be a sequence of (height, width) pairs, got {feature_sizes!r}") from None
     if any(len(s) != 2 for s in fs):
         raise ValueError(f"{name_sizes} must be a sequence of (height, width) pairs, got {feature_sizes!r}")
-    heights = [_nonneg_int(h, f"{name_sizes} height") for h, _ in fs]
-    widths = [_nonneg_int(w, f"{name_sizes} width") for _, w in fs]
+    heights = [integer(h, f"{name_sizes} height", low=0) for h, _ in fs]
+    widths = [integer(w, f"{name_sizes} width", low=0) for _, w in fs]
     for v in heights + widths:
         if v > _MAX_FEATURE:
             raise ValueError(f"{name_sizes} must be at most {_MAX_FEATURE} per side, got {v}")
     strides = list(strides)
     if len(strides) != len(fs):
         raise ValueError(f"strides has {len(strides)} entries but {name_sizes} has {len(fs)} levels")
-    for s in strides:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 0 < s <= _MAX_FEATURE:
-            raise ValueError(f"strides must be integers in 1..{_MAX_FEATURE}, got {strides!r}")
-    return heights, widths, [int(s) for s in strides]
+    return heights, widths, [integer(s, f"strides[{i}]", low=1, high=_MAX_FEATURE) for i, s in enumerate(strides)]
 
 
 _MAX_FEATURE = 1 << 20  # per side and per stride, as the native anchors check (no int64 overflow)
@@ -332,9 +312,8 @@ def anchors(
 def anchor_centers(feature_sizes, strides=(8, 16, 32), num_anchors: int = 2, *, device=None, dtype=torch.float32):
     """Centres ``[N, 2]`` of the anchors of :func:`anchors` (same order), each repeated ``num_anchors`` times."""
     heights, widths, strides = _levels(feature_sizes, strides)
-    if isinstance(num_anchors, bool) or not isinstance(num_anchors, numbers.Integral) or not 0 < num_anchors <= _MAX_ANCHORS:
-        raise ValueError(f"num_anchors must be an integer in 1..{_MAX_ANCHORS}, got {num_anchors!r}")
-    out = _anchor_centers_op(heights, widths, strides, int(num_anchors), _device(device))
+    num_anchors = integer(num_anchors, "num_anchors", low=1, high=_MAX_ANCHORS)
+    out = _anchor_centers_op(heights, widths, strides, num_anchors, _device(device))
     return out.to(_out_dtype(dtype))
 
 
@@ -430,8 +409,8 @@ def bbox2distance(points: torch.Tensor, boxes: torch.Tensor, max_dis=None, eps: 
     if max_dis is None:
         md = -1.0
     else:
-        md = _threshold(max_dis, "max_dis", 0.0, math.inf)
-    e = _threshold(eps, "eps", 0.0, math.inf)
+        md = real(max_dis, "max_dis", low=0, finite=False)
+    e = real(eps, "eps", low=0, finite=False)
     if max_dis is not None and md - e < 0:
         raise ValueError(f"max_dis - eps must be non-negative, got {max_dis} - {eps}")
     return _bbox2distance_op(points, boxes, md, e)
@@ -553,7 +532,7 @@ def _nms_args(boxes, scores, iou_threshold, name: str = "iou_threshold"):
     if boxes.shape[0] > NMS_MAX_BOXES:
         raise ValueError(f"NMS of {boxes.shape[0]:,} boxes would take minutes (greedy NMS is quadratic; limit "
                          f"pyddsar.ops.NMS_MAX_BOXES = {NMS_MAX_BOXES:,}): keep the top-scoring boxes first (pre_nms_topk)")
-    return _threshold(iou_threshold, name)
+    return real(iou_threshold, name, low=0.0, high=1.0)
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -603,9 +582,9 @@ def postprocess(
         warnings.warn("postprocess(iou_threshold=) is deprecated; use nms_threshold", DeprecationWarning, stacklevel=2)
         nms_threshold = iou_threshold
     thr = _nms_args(boxes, scores, nms_threshold, "nms_threshold")
-    st = _threshold(score_threshold, "score_threshold", -math.inf, math.inf)
-    k = _nonneg_int(pre_nms_topk, "pre_nms_topk", allow_none=True)
-    m = _nonneg_int(max_detections, "max_detections", allow_none=True)
+    st = real(score_threshold, "score_threshold", finite=False)
+    k = integer(pre_nms_topk, "pre_nms_topk", low=0, allow_none=True)
+    m = integer(max_detections, "max_detections", low=0, allow_none=True)
     if idxs is not None:
         _tensor(idxs, "idxs", ndim=1, floating=False)
         _same([(boxes, "boxes"), (idxs, "idxs")], dtype=False)
@@ -716,20 +695,17 @@ def atss_assign(
         levels = list(num_anchors_per_level)
     except TypeError:
         levels = None
-    if isinstance(num_anchors_per_level, (str, bytes)) or levels is None or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in levels
-    ):
+    if isinstance(num_anchors_per_level, (str, bytes)) or levels is None:
         raise ValueError(f"num_anchors_per_level must be a sequence of integers, got {num_anchors_per_level!r}")
-    levels = [int(v) for v in levels]
-    if not levels or any(v < 0 for v in levels):
-        raise ValueError(f"num_anchors_per_level must be non-empty and non-negative, got {levels}")
+    levels = [integer(v, f"num_anchors_per_level[{i}]", low=0) for i, v in enumerate(levels)]
+    if not levels:
+        raise ValueError("num_anchors_per_level must be non-empty, got []")
     if sum(levels) != anchors.shape[0]:
         raise ValueError(f"num_anchors_per_level sums to {sum(levels)} but there are {anchors.shape[0]} anchors")
-    if isinstance(topk, bool) or not isinstance(topk, numbers.Integral) or not (1 <= topk <= 32):
-        raise ValueError(f"topk must be an integer in [1, 32], got {topk!r}")
+    topk = integer(topk, "topk", low=1, high=32)
     if inside not in _INSIDE:
         raise ValueError(f"inside must be 'scrfd' or 'mmdet', got {inside!r}")
-    thr = _threshold(ignore_iof_thr, "ignore_iof_thr", lo=-1.0)
+    thr = real(ignore_iof_thr, "ignore_iof_thr", low=-1.0, high=1.0)
     if thr <= 0 or gt_boxes.shape[0] == 0:  # mmdet: `ignore_iof_thr > 0` and `num_gt == 0` (all negative)
         ignore = None
-    return _atss_op(anchors, levels, gt_boxes, int(topk), inside, ignore, max(thr, 0.0))
+    return _atss_op(anchors, levels, gt_boxes, topk, inside, ignore, max(thr, 0.0))

@@ -10,11 +10,10 @@ program over the output cells whose state is the past's deficiency on the overla
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 from . import _core
-from ._validate import pair, positive_int, shape3
+from ._validate import pair, positive_int, real, shape3
 
 
 def _layer_args(input_shape, kernel, stride, filters):
@@ -56,9 +55,7 @@ def log_linear_regions(input_shape, kernel, stride=1, filters=1, *, max_states: 
 
 
 def _max_seconds(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"max_seconds must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
+    return real(value, "max_seconds", low=0, low_open=True)
 
 
 def _max_states(value) -> int:

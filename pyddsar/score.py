@@ -20,11 +20,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Iterable, List, Union
 
 from . import _core
+from ._validate import integer, real
 from .arch import MAX_RESOLUTION, Arch, _resolution
 from .stage_weights import WIDERFACE_LAMBDAS
 
@@ -68,9 +68,7 @@ class FsProbe:
 
     def __post_init__(self):
         for name, hi in (("grid", MAX_PROBE_GRID), ("depth", MAX_PROBE_DEPTH), ("filters", MAX_PROBE_FILTERS)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 1 <= v <= hi:
-                raise ValueError(f"FsProbe.{name} must be an integer in 1..{hi}, got {v!r}")
+            integer(getattr(self, name), f"FsProbe.{name}", low=1, high=hi)
 
     def describe(self) -> str:
         return f"grid {self.grid}x{self.grid}, depth {self.depth}, {self.filters} filters, FS_l = ln N"
@@ -186,22 +184,13 @@ def _check_variant(variant) -> str:
     return variant
 
 
-def _real(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
-
-
 MAX_ALPHA = 1e6
 
 
 def _check_alpha(alpha, variant: str) -> float:
     if alpha is None:
         return DEFAULT_ALPHA[variant]
-    alpha = _real(alpha, "alpha")
+    alpha = real(alpha, "alpha")
     if not 0 <= alpha <= MAX_ALPHA:
         raise ValueError(f"alpha must be non-negative and at most {MAX_ALPHA:g} (FS would swamp SAE beyond, and overflow), got {alpha}")
     return alpha
@@ -220,7 +209,7 @@ def _check_lambdas(lambdas) -> tuple:
         raise ValueError(f"lambdas must be None, 'widerface' or five numbers summing to 1, got {lambdas!r}") from None
     if len(values) != 5:
         raise ValueError(f"lambdas must hold five values (lambda_1..lambda_5 for C1..C5), got {len(values)}")
-    values = tuple(_real(v, f"lambda_{i + 1}") for i, v in enumerate(values))
+    values = tuple(real(v, f"lambda_{i + 1}") for i, v in enumerate(values))
     for i, v in enumerate(values):
         if v < 0:
             raise ValueError(f"lambda_{i + 1} must be non-negative, got {v}")
@@ -325,8 +314,7 @@ def fs_layer(kernel: int, stride: int, fs_probe=None, input_depth: int = 16) -> 
         raise ValueError(f"kernel must be 1, 3, 5 or 7, got {kernel!r}")
     if stride not in (1, 2) or isinstance(stride, bool):
         raise ValueError(f"stride must be 1 or 2, got {stride!r}")
-    if isinstance(input_depth, bool) or not isinstance(input_depth, numbers.Integral) or input_depth < 1:
-        raise ValueError(f"input_depth must be a positive integer, got {input_depth!r}")
+    input_depth = integer(input_depth, "input_depth", low=1)
     scorer, _ = _scorer("paper", None, None, (224, 224), fs_probe)
     return scorer.fs_layer(int(kernel), int(stride), int(input_depth))
 

@@ -12,7 +12,6 @@ True
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -21,7 +20,7 @@ from typing import Callable, Mapping, Optional, Tuple, Union
 
 from . import _core
 from ._atomic import write_text
-from ._validate import int_at_least
+from ._validate import int_at_least, real
 from .arch import Arch, Block
 from .score import ScoreReport, _scorer, score_report
 from .search_space import (  # noqa: F401  (SPACES, BUDGETS and SearchSpace are re-exported)
@@ -65,11 +64,8 @@ class Constraints:
                     raise ValueError(f"min_widths[{i}] = {w} is above 8192, the widest block pyddsar builds")
         if not isinstance(self.non_decreasing_widths, bool):
             raise ValueError(f"non_decreasing_widths must be True or False, got {self.non_decreasing_widths!r}")
-        r = self.max_width_ratio
-        if r is not None:
-            if isinstance(r, bool) or not isinstance(r, numbers.Real) or not math.isfinite(r) or not 1 <= r <= 1024:
-                raise ValueError(f"max_width_ratio must be a number in 1..1024 (or None), got {r!r}")
-            object.__setattr__(self, "max_width_ratio", float(r))
+        object.__setattr__(self, "max_width_ratio",
+                           real(self.max_width_ratio, "max_width_ratio", low=1, high=1024, allow_none=True))
         if self.max_layers is not None:
             object.__setattr__(self, "max_layers", int_at_least(self.max_layers, "max_layers", 5))
         if self.max_block_layers is not None:
@@ -407,8 +403,7 @@ def search(
     restarts = int_at_least(restarts, "restarts", 1)
     log_every = int_at_least(log_every, "log_every", 1)
     chunk = int_at_least(chunk, "chunk", 1)
-    if isinstance(checkpoint_every_s, bool) or not isinstance(checkpoint_every_s, numbers.Real) or not checkpoint_every_s >= 0:
-        raise ValueError(f"checkpoint_every_s must be a number of seconds >= 0, got {checkpoint_every_s!r}")
+    checkpoint_every_s = real(checkpoint_every_s, "checkpoint_every_s", low=0, finite=False)
     keywords = dict(min_widths=min_widths, non_decreasing_widths=non_decreasing_widths, max_width_ratio=max_width_ratio,
                     max_layers=max_layers, max_block_layers=max_block_layers, params_budget=params_budget)
     if constraints is None:
@@ -553,8 +548,7 @@ def _latency_budget(ms, table, of, allow_foreign: bool) -> Optional[_LatencyBudg
         return None
     if isinstance(ms, (list, tuple)):
         raise ValueError("budget_latency_ms takes one number; for a list of budgets use pyddsar.search_family")
-    if isinstance(ms, bool) or not isinstance(ms, numbers.Real) or not math.isfinite(ms) or ms <= 0:
-        raise ValueError(f"budget_latency_ms must be a positive number of milliseconds, got {ms!r}")
+    ms = real(ms, "budget_latency_ms", low=0, low_open=True)
     if table is None:
         raise ValueError("budget_latency_ms needs latency_table (build one with `pyddsar latency-table`)")
     from .latency import load_latency_table
@@ -567,7 +561,7 @@ def _latency_budget(ms, table, of, allow_foreign: bool) -> Optional[_LatencyBudg
         raise ValueError(f"latency_of must be 'detector' or 'backbone', got {of!r}")
     if of == "detector" and table.detector is None:
         raise ValueError("latency_of='detector' needs a table with the neck and head measured; this one has none")
-    return _LatencyBudget(table, float(ms), of == "detector")
+    return _LatencyBudget(table, ms, of == "detector")
 
 
 def _table_digest(table) -> str:

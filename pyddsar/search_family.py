@@ -7,13 +7,12 @@ ASFD scales D0 ... Dn), each searched by :func:`pyddsar.search` from the same me
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
 from ._atomic import write_text
+from ._validate import real
 from .search import SearchResult, search
 
 
@@ -79,9 +78,8 @@ def search_family(budgets_latency_ms: Sequence[float], latency_table, on_result:
     budgets = tuple(budgets_latency_ms)
     if not budgets:
         raise ValueError("budgets_latency_ms is empty")
-    for b in budgets:
-        if isinstance(b, bool) or not isinstance(b, numbers.Real) or not math.isfinite(b) or b <= 0:
-            raise ValueError(f"every latency budget must be a positive number of ms, got {b!r}")
+    for i, b in enumerate(budgets):
+        real(b, f"budgets_latency_ms[{i}]", low=0, low_open=True)
     if len(set(budgets)) != len(budgets):
         raise ValueError(f"budgets_latency_ms repeats a budget: {list(budgets)}")
     for k in ("budget_latency_ms", "checkpoint", "resume"):

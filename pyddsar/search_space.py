@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Mapping, Optional, Tuple
 
 from . import _core
+from ._validate import integer
 from .arch import BLOCK_TYPES, Arch, Block
 
 #: The main job's limit on the width growth from one stage to the next (docs/search.md, "The default").
@@ -77,11 +78,9 @@ class SearchSpace:
         weights = self.choice_weights if self.choice_weights is not None else (1,) * len(forms)
         if len(weights) != len(forms):
             raise ValueError(f"search space {self.name!r}: choice_weights has {len(weights)} values for {len(forms)} forms")
-        for w in weights:
-            if isinstance(w, bool) or not isinstance(w, numbers.Integral):
-                raise ValueError(f"search space {self.name!r}: choice_weights must be integers, got {w!r}")
+        weights = [integer(w, f"search space {self.name!r}: choice_weights") for w in weights]
         s = _core.SearchSpace()
-        s.choices = [(BLOCK_TYPES.index(t), k, e, int(w)) for (t, k, e), w in zip(forms, weights)]
+        s.choices = [(BLOCK_TYPES.index(t), k, e, w) for (t, k, e), w in zip(forms, weights)]
         for name in (
             "min_channels", "max_channels", "min_bottleneck", "max_bottleneck", "max_layer_step", "max_block_layers",
             "max_total_layers", "mutate_stem", "stem_min_channels", "stem_max_channels", "stem_max_layers",

@@ -236,9 +236,9 @@ def test_baseline_with_searched_neck_and_backbone(data, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["asfd", "search-neck", "--data", "/nonexistent/asfd"], "no dataset folder"),
     (["asfd", "scale", "--data", "/nonexistent/asfd", "--latency-ms", "5"], "no dataset folder"),
-    (["asfd", "scale", "--data", ".", "--latency-ms", "-3"], "--latency-ms must be positive"),
-    (["asfd", "scale", "--data", ".", "--latency-ms", "0"], "--latency-ms must be positive"),
-    (["asfd", "scale", "--data", ".", "--latency-ms", "5,nan"], "--latency-ms must be positive"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "-3"], "--latency-ms must be a positive number"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "0"], "--latency-ms must be a positive number"),
+    (["asfd", "scale", "--data", ".", "--latency-ms", "5,nan"], "--latency-ms must be a positive number"),
     (["asfd", "scale", "--data", ".", "--latency-ms", "5,5"], "distinct budgets"),
     (["asfd", "scale", "--data", ".", "--latency-ms", "5", "--lr", "0"], "lr must be a positive number"),
     (["asfd", "search-neck", "--data", ".", "--lr", "-0.1"], "lr must be a positive number"),

@@ -26,7 +26,7 @@ def probes(root, data):
         (["regions", "--input", "5x5x1", "--kernel", "3", "--filters", "99999999999999999999"], "beyond the largest"),
         (["train", "--data", data, "--device", "bogus", "--max-steps", "1"], "device must be cpu, cuda or cuda:N"),
         (["train", "--data", data, "--lr", "inf", "--max-steps", "1"], "lr must be a positive number"),
-        (["data", "preview", "--n", "0", "--data", data, "--out", str(root / "p.png")], "--n must be an integer in 1..1024"),
+        (["data", "preview", "--n", "0", "--data", data, "--out", str(root / "p.png")], "--n must be a positive integer at most 1024"),
         (["eval", "--predictions", str(root / "preds"), "--gt", f"{data}/ground_truth", "--iou", "-1"], "iou_thresh"),
         (["eval", "--predictions", str(root / "preds"), "--gt", f"{data}/ground_truth", "--iou", "nan"], "iou_thresh"),
         (["eval", "--predictions", str(root / "preds"), "--gt", f"{data}/ground_truth"], "expected the number of boxes"),

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import integer
 from .autofe import DEFAULT_OPS, AutoFE, AutoFESpec, DerivedAutoFE, OpSpec, _check_channels
 from .slicing import SlicedConv2d
 
@@ -37,14 +38,12 @@ PLACEMENTS = ("before", "between", "after", "none")
 
 
 def _check_levels(num_levels) -> int:
-    if not isinstance(num_levels, int) or isinstance(num_levels, bool) or num_levels < 1:
-        raise ValueError(f"num_levels must be a positive int, got {num_levels!r}")
-    return num_levels
+    return integer(num_levels, "num_levels", low=1)
 
 
 def visit_order(num_levels: int, direction: str) -> List[int]:
     """Level indices (0 = finest) in the order a cell visits them."""
-    _check_levels(num_levels)
+    num_levels = _check_levels(num_levels)
     if direction == "top_down":
         return list(range(num_levels - 1, -1, -1))
     if direction == "bottom_up":
@@ -118,8 +117,8 @@ class AutoFACellSpec:
 class _CellBase(nn.Module):
     def __init__(self, channels: int, num_levels: int, direction: str):
         super().__init__()
-        self.channels = _check_channels(channels)
-        self.num_levels = _check_levels(num_levels)
+        self.channels = channels = _check_channels(channels)
+        self.num_levels = num_levels = _check_levels(num_levels)
         self.direction = direction
         self.order = visit_order(num_levels, direction)
         self.f_pre = nn.ModuleList(SlicedConv2d(channels, channels, 1) for _ in range(num_levels - 1))
@@ -299,8 +298,8 @@ class AutoFAE(nn.Module):
         super().__init__()
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
-        self.channels = _check_channels(channels)
-        self.num_levels = _check_levels(num_levels)
+        self.channels = channels = _check_channels(channels)
+        self.num_levels = num_levels = _check_levels(num_levels)
         self.placement = placement
         self.top_down = AutoFACell(channels, num_levels, "top_down")
         self.bottom_up = AutoFACell(channels, num_levels, "bottom_up")

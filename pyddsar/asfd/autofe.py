@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .._validate import integer
 from .gumbel import _check_tau, gumbel_max_st
 from .slicing import SlicedConv2d, SlicedGroupNorm
 
@@ -72,9 +73,7 @@ def _check_ops(ops: Sequence[OpSpec], unique: bool = True) -> Tuple[OpSpec, ...]
 
 
 def _check_channels(channels) -> int:
-    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-        raise ValueError(f"channels must be a positive int, got {channels!r}")
-    return channels
+    return integer(channels, "channels", low=1)
 
 
 class ConvOp(nn.Module):
@@ -132,7 +131,7 @@ class DerivedAutoFE(nn.Module):
 
     def __init__(self, channels: int, spec: AutoFESpec):
         super().__init__()
-        _check_channels(channels)
+        channels = _check_channels(channels)
         self.spec = spec
         self.channels = channels
         self.nodes = nn.ModuleList(ConvOp(channels, o) for o in spec.ops)
@@ -190,10 +189,8 @@ class AutoFE(nn.Module):
         generator: Optional[torch.Generator] = None,
     ):
         super().__init__()
-        self.channels = _check_channels(channels)
-        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 2:
-            raise ValueError(f"num_nodes must be an int >= 2, got {num_nodes!r}")
-        self.num_nodes = num_nodes
+        self.channels = channels = _check_channels(channels)
+        self.num_nodes = num_nodes = integer(num_nodes, "num_nodes", low=2)
         self.op_specs = _check_ops(ops)
         self.tau = _check_tau(tau)
         self.generator = generator

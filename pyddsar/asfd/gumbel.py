@@ -12,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from .._validate import integer
+
 
 def _check_tau(tau) -> float:
     try:
@@ -93,10 +95,8 @@ def tau_schedule(step: int, total_steps: int, start: float = 1.0, end: float = 0
     ``t = step / (total_steps - 1)`` is clamped to [0, 1].
     """
     s, e = _check_tau(start), _check_tau(end)
-    if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-        raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step!r}")
+    total_steps = integer(total_steps, "total_steps", low=1)
+    step = integer(step, "step", low=0)
     t = 1.0 if total_steps == 1 else min(1.0, step / (total_steps - 1))
     if kind == "exp":
         return s * (e / s) ** t

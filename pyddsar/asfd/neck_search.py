@@ -26,6 +26,7 @@ import torch
 
 from .._atomic import torch_save, write_text
 from .._interrupt import DeferredInterrupt
+from .._validate import integer
 from ..model_file import save_model
 from .autofa import PLACEMENTS, AutoFAE, AutoFAESpec, DerivedAutoFAE, StackedAutoFAE
 from .config import backbone_fields
@@ -105,21 +106,16 @@ class NeckSearchConfig:
     second_order: bool = False        # DARTS' unrolled architecture gradient (pyddsar.asfd.unrolled)
 
     def validate(self) -> None:
-        for name in ("epochs", "size", "base_width", "channels", "batch"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.size < 64:
-            raise ValueError(f"size must be at least 64, got {self.size}")
+        for name in ("epochs", "base_width", "channels", "batch"):
+            setattr(self, name, integer(getattr(self, name), name, low=1))
+        self.size = integer(self.size, "size", low=64)
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
         weights_lr(self.lr, self.batch)
         if not self.arch_lr > 0:
             raise ValueError(f"arch_lr must be positive, got {self.arch_lr!r}")
         for name in ("max_steps", "checkpoint_every"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            setattr(self, name, integer(getattr(self, name), name, low=1, allow_none=True))
         if not self.data or not os.path.isdir(self.data):
             raise ValueError(f"no dataset folder at {self.data}")
         check_device(self.device)

@@ -32,6 +32,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from .._atomic import torch_save, write_text
+from .._validate import integer, real
 from .autofa import AutoFAE
 from .supernet import Genes, ScalingSpace, ScalingSupernet, channel_cap, genetic_search, measure_latency_ms
 from ..benchmark import device_name
@@ -75,24 +76,18 @@ class ScaleConfig:
     def budgets(self) -> Tuple[float, ...]:
         """The latency budgets in ascending order (ValueError unless positive, finite and distinct)."""
         values = self.latency_ms if isinstance(self.latency_ms, (list, tuple)) else (self.latency_ms,)
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"--latency-ms must be positive numbers of milliseconds, got {v!r}")
-        if not values or len(set(values)) != len(values):
+        budgets = [real(v, "--latency-ms", low=0, low_open=True) for v in values]
+        if not budgets or len(set(budgets)) != len(budgets):
             raise ValueError(f"--latency-ms needs distinct budgets, got {list(values)}")
-        return tuple(sorted(float(v) for v in values))
+        return tuple(sorted(budgets))
 
     def validate(self) -> None:
         self.budgets()
         weights_lr(self.lr, self.batch)
-        for name in ("population", "supernet_steps", "base_width", "size", "latency_runs", "batch", "top_k"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.population < 2:
-            raise ValueError("population must be at least 2")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
-            raise ValueError(f"iterations must be an integer >= 0, got {self.iterations!r}")
+        for name in ("supernet_steps", "base_width", "size", "latency_runs", "batch", "top_k"):
+            setattr(self, name, integer(getattr(self, name), name, low=1))
+        self.population = integer(self.population, "population", low=2)
+        self.iterations = integer(self.iterations, "iterations", low=0)
         if not 0 <= self.warmup_fraction <= 1:
             raise ValueError("warmup_fraction must be in [0, 1]")
         if len(self.latency_resolution) != 2 or min(self.latency_resolution) < 32:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import integer
+
 
 class SlicedConv2d(nn.Conv2d):
     """``nn.Conv2d`` whose leading input / output channels can be used alone (groups must be 1).
@@ -37,8 +39,7 @@ class SlicedConv2d(nn.Conv2d):
         if value is not None:
             if not self.slice_out:
                 raise ValueError("this convolution has a fixed output width")
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= self.out_channels:
-                raise ValueError(f"active_out must be an int in [1, {self.out_channels}], got {value!r}")
+            value = integer(value, "active_out", low=1, high=self.out_channels)
         self._active_out = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from .._validate import integer
 from .autofa import AutoFAESpec, StackedAutoFAE
 from .build import config_of, make_backbone
 from .retinanet import ASFDDetector, PyramidInputs, RetinaHead
@@ -50,9 +51,8 @@ def _choices(values, name: str, kind=int) -> Tuple:
     values = tuple(values)
     if not values or len(set(values)) != len(values):
         raise ValueError(f"{name} must be a non-empty list of distinct values")
-    for v in values:
-        if kind is int and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise ValueError(f"{name}: {v!r} is not a positive int")
+    if kind is int:
+        values = tuple(integer(v, f"{name}[{i}]", low=1) for i, v in enumerate(values))
     return values
 
 
@@ -247,9 +247,9 @@ def genetic_search(
     ``progress``, when given, is called after each ranking of the population as
     ``progress(done, iterations + 1, best=..., mean=...)`` (the history row's values).
     """
-    for name, v, lo in (("population", population, 2), ("iterations", iterations, 0), ("top_k", top_k, 1)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    population = integer(population, "population", low=2)
+    iterations = integer(iterations, "iterations", low=0)
+    top_k = integer(top_k, "top_k", low=1)
     if top_k > population:
         raise ValueError("top_k cannot exceed population")
     if not 0 <= mutation_prob <= 1 or not 0 <= crossover_fraction <= 1:

@@ -23,6 +23,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .._validate import integer, real
 from .loss import asfd_loss
 from .retinanet import asfd_anchors
 
@@ -72,8 +73,7 @@ def batches(dataset, indices: Sequence[int], batch: int, seed: int = 0, start: i
     indices = list(indices)
     if not indices:
         raise ValueError("no samples to draw batches from")
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(f"start must be a batch number >= 0, got {start!r}")
+    start = integer(start, "start", low=0)
     per_epoch = math.ceil(len(indices) / batch)
     epoch, first = divmod(start, per_epoch)
     while True:
@@ -93,10 +93,7 @@ def default_lr(batch: int) -> float:
 
 def weights_lr(lr: Optional[float], batch: int) -> float:
     """``lr`` when given, else :func:`default_lr` of ``batch``; ValueError unless positive."""
-    value = default_lr(batch) if lr is None else lr
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    return float(value)
+    return real(default_lr(batch) if lr is None else lr, "lr", low=0, low_open=True, finite=False)
 
 
 def warmup_steps(total: int) -> int:
@@ -151,8 +148,7 @@ def minival_ap(model, samples, size: int = 640, batch: int = 4, device: str = "c
     samples = list(samples)
     if not samples:
         raise ValueError("mini-validation needs at least one sample")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
-        raise ValueError(f"size must be a multiple of 32, got {size!r}")
+    size = integer(size, "size", low=32, multiple_of=32)
     was = model.training
     try:
         preds = predict_paths(Detector(model, device=device, input_size=size), [s.image_path for s in samples], batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from .._validate import integer
 from . import _args
 
 
@@ -31,8 +32,7 @@ def preview_grid(data: str, out: str, n: int = 16, seed: int = 0, split: str = "
     from ..data import FaceDataset
     from ..data.augment import TrainAugment
 
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024:
-        raise ValueError(f"--n must be an integer in 1..1024, got {n!r}")
+    n = integer(n, "--n", low=1, high=1024)
     ds = FaceDataset.from_folder(data, split, transform=TrainAugment(size=size, normalise=False), seed=seed)
     if len(ds) == 0:
         raise ValueError(f"{data}: no images to preview")

@@ -23,6 +23,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._validate import integer
+
 __all__ = ["DEFAULT_SCALES", "FLIP_ORDER", "CROP_TRIES", "TrainAugment", "augment", "collate", "denormalise"]
 
 DEFAULT_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)  # RandomSquareCrop crop_choice
@@ -198,8 +200,7 @@ def _check_range(name: str, r) -> Tuple[float, float]:
 
 
 def _check_options(size, scales, flip_prob, brightness_delta, contrast_range, saturation_range, hue_delta):
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+    size = integer(size, "size", low=1)
     scales = tuple(float(s) for s in scales)
     if not scales:
         raise ValueError("scales must not be empty")
@@ -210,7 +211,7 @@ def _check_options(size, scales, flip_prob, brightness_delta, contrast_range, sa
     for name, v in (("brightness_delta", brightness_delta), ("hue_delta", hue_delta)):
         if not (math.isfinite(float(v)) and float(v) >= 0):
             raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
-    return (int(size), scales, float(flip_prob), float(brightness_delta), _check_range("contrast_range", contrast_range),
+    return (size, scales, float(flip_prob), float(brightness_delta), _check_range("contrast_range", contrast_range),
             _check_range("saturation_range", saturation_range), float(hue_delta))
 
 

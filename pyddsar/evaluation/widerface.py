@@ -22,7 +22,6 @@ produce NaN: see :func:`evaluate`.
 from __future__ import annotations
 
 import json
-import numbers
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from .._atomic import write_text
+from .._validate import integer, real
 __all__ = [
     "SUBSETS",
     "WiderGroundTruth",
@@ -354,10 +354,8 @@ def evaluate(predictions: Union[str, os.PathLike, Mapping[str, np.ndarray]],
     """
     if not isinstance(gt, WiderGroundTruth):
         gt = load_ground_truth(os.fspath(gt))
-    if isinstance(thresh_num, bool) or not isinstance(thresh_num, numbers.Integral) or not 1 <= thresh_num <= 100000:
-        raise ValueError(f"thresh_num must be an integer in 1..100000, got {thresh_num!r}")
-    if isinstance(iou_thresh, bool) or not isinstance(iou_thresh, numbers.Real) or not 0 < iou_thresh <= 1:
-        raise ValueError(f"iou_thresh must be a number in (0, 1], got {iou_thresh!r}")
+    thresh_num = integer(thresh_num, "thresh_num", low=1, high=100000)
+    iou_thresh = real(iou_thresh, "iou_thresh", low=0, high=1, low_open=True)
     notes: List[str] = []
     per_image = _prepare_predictions(predictions, gt, notes)
     t = np.arange(thresh_num)

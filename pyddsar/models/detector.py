@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from .._validate import integer
 from .backbone import Backbone
 from .mobilenet import MobileNetV1
 from .pafpn import PAFPN
@@ -62,11 +63,8 @@ class DetectorConfig:
         if self.backbone == "ddsar" and not self.arch:
             raise ValueError("a 'ddsar' backbone needs arch (a structure string)")
         for f in ("neck_channels", "feat_channels", "gn_groups"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{f} must be a positive integer, got {v!r}")
-        if isinstance(self.stacked_convs, bool) or not isinstance(self.stacked_convs, int) or self.stacked_convs < 0:
-            raise ValueError(f"stacked_convs must be a non-negative integer, got {self.stacked_convs!r}")
+            object.__setattr__(self, f, integer(getattr(self, f), f, low=1))
+        object.__setattr__(self, "stacked_convs", integer(self.stacked_convs, "stacked_convs", low=0))
         if self.norm == "gn" and self.feat_channels % self.gn_groups:
             raise ValueError(f"feat_channels {self.feat_channels} is not divisible by gn_groups {self.gn_groups}")
 

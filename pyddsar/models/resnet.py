@@ -16,6 +16,7 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
+from .._validate import integer
 from .layers import ConvNorm, stage_outputs
 
 
@@ -123,8 +124,7 @@ class ResNet(_ResNetBody):
     def __init__(self, depth: int = 18, base_width: int = 64, in_channels: int = 3):
         if depth not in _DEPTHS:
             raise ValueError(f"depth must be one of {sorted(_DEPTHS)}, got {depth!r}")
-        if not isinstance(base_width, int) or isinstance(base_width, bool) or base_width < 1:
-            raise ValueError(f"base_width must be a positive int, got {base_width!r}")
+        base_width = integer(base_width, "base_width", low=1)
         kind, layers = _DEPTHS[depth]
         super().__init__(kind, [base_width * 2**i for i in range(4)], layers, base_width, deep_stem=False,
                          avg_down=False, in_channels=in_channels)

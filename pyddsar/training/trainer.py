@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from .._atomic import atomic_open, remove_stale_temporaries, torch_save, write_text
 from .._interrupt import DeferredInterrupt
+from .._validate import integer
 from .recipe import recipe_for
 
 CHECKPOINT = "checkpoint.pt"
@@ -61,18 +62,14 @@ class TrainConfig:
     box_loss: Optional[str] = None          # None: the family's own (SCRFD: DIoU; ASFD: smooth_l1, or "giou")
 
     def validate(self) -> None:
-        for name in ("epochs", "batch", "size", "log_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.size % 32:
-            raise ValueError(f"size must be a multiple of 32, got {self.size}")
+        for name in ("epochs", "batch", "log_every"):
+            setattr(self, name, integer(getattr(self, name), name, low=1))
+        self.size = integer(self.size, "size", low=1, multiple_of=32)
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number (or None for SCRFD's rule), got {self.lr!r}")
-        if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) or self.warmup_iters < 0:
-            raise ValueError(f"warmup_iters must be an integer >= 0, got {self.warmup_iters!r}")
+        self.warmup_iters = integer(self.warmup_iters, "warmup_iters", low=0)
         if not 0 < self.warmup_ratio <= 1:
             raise ValueError(f"warmup_ratio must be in (0, 1], got {self.warmup_ratio!r}")
         if self.warmup_epochs is not None and not self.warmup_epochs >= 0:

@@ -181,6 +181,19 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// F_{k+1}: the positions of F_k or of cell k's window that a later cell still covers (sorted).
+std::vector<int64_t> next_frontier(const Grid& g, const std::vector<int64_t>& frontier, int64_t k,
+                                   const std::vector<int64_t>& window) {
+  std::vector<int64_t> next;
+  for (int64_t p : frontier)
+    if (g.last_cell(p) > k) next.push_back(p);
+  for (int64_t p : window)
+    if (g.last_cell(p) > k) next.push_back(p);
+  std::sort(next.begin(), next.end());
+  next.erase(std::unique(next.begin(), next.end()), next.end());
+  return next;
+}
+
 }  // namespace
 
 int64_t frontier_row_width(const ConvLayer& layer, int64_t rows, const DpLimits& limits) {
@@ -189,15 +202,8 @@ int64_t frontier_row_width(const ConvLayer& layer, int64_t rows, const DpLimits&
   std::vector<int64_t> frontier;
   int64_t widest = 1;
   for (int64_t k = 0; k < steps; ++k) {
-    std::vector<int64_t> next;
-    for (int64_t p : frontier)
-      if (g.last_cell(p) > k) next.push_back(p);
-    for (int64_t p : g.window(k))
-      if (g.last_cell(p) > k) next.push_back(p);
-    std::sort(next.begin(), next.end());
-    next.erase(std::unique(next.begin(), next.end()), next.end());
-    frontier = next;
-    widest = std::max<int64_t>(widest, static_cast<int64_t>(build_lattice(g, k + 1, std::move(next), limits).sets.size()));
+    frontier = next_frontier(g, frontier, k, g.window(k));
+    widest = std::max<int64_t>(widest, static_cast<int64_t>(build_lattice(g, k + 1, frontier, limits).sets.size()));
   }
   return widest;
 }
@@ -217,13 +223,7 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits, D
   {
     std::vector<int64_t> f;
     for (int64_t k = 0; k < n; ++k) {
-      std::vector<int64_t> next;
-      for (int64_t p : f)
-        if (g.last_cell(p) > k) next.push_back(p);
-      for (int64_t p : g.window(k))
-        if (g.last_cell(p) > k) next.push_back(p);
-      std::sort(next.begin(), next.end());
-      next.erase(std::unique(next.begin(), next.end()), next.end());
+      std::vector<int64_t> next = next_frontier(g, f, k, g.window(k));
       if (static_cast<int64_t>(next.size()) > kMaxFrontier)
         throw std::invalid_argument("the overlap frontier of this layer reaches " + std::to_string(next.size()) +
                                     " input positions (at most " + std::to_string(kMaxFrontier) +
@@ -243,15 +243,7 @@ typename Weight::T frontier_dp(const ConvLayer& layer, const DpLimits& limits, D
 
   for (int64_t k = 0; k < n; ++k) {
     const std::vector<int64_t> win = g.window(k);
-    // F_{k+1} = positions of F_k or of cell k that a later cell still covers.
-    std::vector<int64_t> next_frontier;
-    for (int64_t p : cur.frontier)
-      if (g.last_cell(p) > k) next_frontier.push_back(p);
-    for (int64_t p : win)
-      if (g.last_cell(p) > k) next_frontier.push_back(p);
-    std::sort(next_frontier.begin(), next_frontier.end());
-    next_frontier.erase(std::unique(next_frontier.begin(), next_frontier.end()), next_frontier.end());
-    Lattice nxt = build_lattice(g, k + 1, next_frontier, limits);
+    Lattice nxt = build_lattice(g, k + 1, next_frontier(g, cur.frontier, k, win), limits);
 
     // Transition tables: for each W' of the next lattice, where H_P(W') and H_P(W' u S_c) live
     // in the current lattice, and the cost #(S_c \ W').

@@ -17,7 +17,9 @@ array to the final detections (letterbox, network, decoding, NMS), after one war
 Images: the 12 real photos of ../shared/data/images (3 + pascal_faces/), ``--rounds`` passes, so
 12 x 17 = 204 timed images per pipeline and repeat. Prints min / median per pipeline and repeat, and
 how many of insightface's detections each pyddsar pipeline matches (same box within 0.5 px, score
-within 1e-3). Figures: docs/benchmarks.md (deployment beside insightface).
+within 1e-3); then per pipeline the pooled min / median over all repeats and the median of its
+per-repeat median ratios to insightface's (many short repeats, e.g. ``--repeats 12 --rounds 3``,
+spread the VM's slow spells over all pipelines). Figures: docs/benchmarks.md (deployment beside insightface).
 """
 
 import argparse
@@ -151,6 +153,16 @@ def main():
         m = matched(ref[r["repeat"]], r["dets"])
         print(f"| {r['label']} | {r['repeat']} | {t.min():.1f} | {np.median(t):.1f} | {m} / {total} |")
         r["min_ms"], r["median_ms"], r["matched"], r["total"] = float(t.min()), float(np.median(t)), m, total
+    # Pooled over repeats: the pipelines alternate repeat by repeat, so a slow spell of the machine
+    # (this VM's medians swing by 20 % between minutes) falls on all of them alike.
+    print("\n| pipeline | images | min | median (pooled) | median of per-repeat ratios to insightface |")
+    print("|---|---|---|---|---|")
+    base = {r["repeat"]: np.median(r["ms"]) for r in results if r["mode"] == "insightface"}
+    for mode in a.modes.split(","):
+        rs = [r for r in results if r["mode"] == mode]
+        t = np.concatenate([r["ms"] for r in rs])
+        ratio = np.median([np.median(r["ms"]) / base[r["repeat"]] for r in rs]) if base else float("nan")
+        print(f"| {rs[0]['label']} | {t.size} | {t.min():.1f} | {np.median(t):.1f} | {ratio:.3f} |")
     if a.out:
         with open(a.out, "w") as f:
             json.dump([{k: v for k, v in r.items() if k not in ("ms", "dets")} for r in results], f, indent=1)

@@ -117,3 +117,76 @@ def test_real_photos_onnxruntime_equals_detector(tmp_path):
             # in input pixels (the original image's are these divided by the letterbox scale)
             mine = np.c_[r.boxes * s, r.scores, r.landmarks.reshape(-1, 10) * s]
             assert match_detections(mine, dets[b, :n]) <= TOL
+
+
+def test_postprocess_export_cuts_at_pre_nms_topk(small, tmp_path):
+    """More scores above the threshold than ``pre_nms_topk`` in every image: the graph keeps each
+    image's k best before NMS, as pyddsar.Detector does (the graph's TopK takes k from the batch's
+    count above the threshold; here that count is far above k, so k itself must cut)."""
+    k = 30
+    path = export_onnx(small, tmp_path / "k.onnx", postprocess=True, score_threshold=0.02, pre_nms_topk=k,
+                       input_size=(256, 256))
+    det = Detector(small, score_threshold=0.02, pre_nms_topk=k)
+    x = normalise(np.stack([_synthetic(40 + i, 256, 320) for i in range(3)]))
+    with torch.no_grad():
+        above = (torch.cat(small(x).cls, 1).sigmoid() > 0.02).sum((1, 2))
+    assert (above > 3 * k).all()
+    ref = det.postprocess(det.forward(x), [1.0] * 3)
+    dets, num = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x.numpy()})
+    for b, r in enumerate(ref):
+        n = int(num[b])
+        assert n == len(r) and 0 < n <= k
+        assert match_detections(np.c_[r.boxes, r.scores], dets[b, :n]) <= TOL
+
+
+def test_raw_graph_computes_no_shapes(small, tmp_path):
+    """The raw export reads no shapes at run time, like insightface's own SCRFD files: the head's
+    flattening is a Reshape to the constant ``[0, -1, k]`` and the neck's upsampling a Resize by the
+    constant scales 2. (Traced, both read the input's shape: Shape / Gather / Unsqueeze / Concat /
+    Slice chains before every output and Resize.) The only shapes read are torch's own GroupNorm
+    export's, one per GroupNorm (InstanceNormalization, then a Reshape back to the input's shape)."""
+    import onnx
+    from onnx import numpy_helper
+
+    torch.manual_seed(0)
+    bn_kps = build_detector("scrfd-0.5g-kps").eval()
+    g = onnx.load(export_onnx(bn_kps, tmp_path / "raw.onnx", input_size=(256, 256))).graph
+    assert not {"Shape", "Gather", "Unsqueeze", "Concat", "Slice", "Cast"} & {n.op_type for n in g.node}
+    const = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    const.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node if n.op_type == "Constant"})
+    resize = [n for n in g.node if n.op_type == "Resize"]
+    reshape = [n for n in g.node if n.op_type == "Reshape"]
+    assert len(resize) == 2 and len(reshape) == 9
+    for n in resize:
+        assert const[n.input[2]].tolist() == [1, 1, 2, 2]
+    assert sorted(const[n.input[1]].tolist() for n in reshape) == [[0, -1, 1]] * 3 + [[0, -1, 4]] * 3 + [[0, -1, 10]] * 3
+    g = onnx.load(export_onnx(small, tmp_path / "gn.onnx", input_size=(256, 256))).graph
+    ops = [n.op_type for n in g.node]
+    assert 0 < ops.count("Shape") == ops.count("InstanceNormalization")
+    assert not {"Gather", "Unsqueeze", "Concat", "Slice", "Cast"} & set(ops)
+
+
+def test_neck_upsampling_equals_size_interpolation():
+    """PAFPN's top-down path upsamples by the scale 2 when sizes double (the export's form) and to the
+    lateral's size otherwise; both must equal nearest interpolation to the lateral's size."""
+    import torch.nn.functional as F
+    from pyddsar.models.pafpn import PAFPN
+
+    torch.manual_seed(0)
+    neck = PAFPN([8, 16, 24], 16).eval()
+
+    def plain(feats):  # SPEC section 4 with mmdet's size-based upsampling, written out
+        lat = [c(f) for c, f in zip(neck.lateral, feats)]
+        for i in (2, 1):
+            lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[2:], mode="nearest")
+        mid = [c(v) for c, v in zip(neck.smooth, lat)]
+        for i in range(2):
+            mid[i + 1] = mid[i + 1] + neck.down[i](mid[i])
+        return [mid[0]] + [c(v) for c, v in zip(neck.bottom_up, mid[1:])]
+
+    for hw in ((32, 48), (30, 42)):  # doubling sizes; then odd sizes (15 -> 8 -> 4 ...: not double)
+        h, w = hw
+        feats = [torch.randn(2, c, -(-h // s), -(-w // s)) for c, s in ((8, 1), (16, 2), (24, 4))]
+        with torch.no_grad():
+            for a, b in zip(neck(feats), plain(feats)):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)

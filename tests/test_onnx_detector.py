@@ -98,3 +98,30 @@ def test_imports_no_torch(run_python, tmp_path):
             "normalise(letterbox(np.zeros((20, 30, 3), np.uint8), 64)[0][None])\n"
             "print('torch' in sys.modules, 'onnx' in sys.modules)")
     assert run_python("-c", code).stdout.split() == ["False", "False"]
+
+
+def test_session_specialised_to_the_letterbox_size(tmp_path, busy_head):
+    """A dynamic file runs in a session whose height and width are fixed to ``input_size`` (so that
+    onnxruntime can fuse the Adds whose inputs it could not prove the same shape); it finds what a plain
+    dynamic session finds on the same input, and other sizes of the same file work too."""
+    import onnxruntime as ort
+    from pyddsar.models import build_detector
+
+    torch.manual_seed(0)
+    m = busy_head(build_detector("ddsar-0.5g")).eval()
+    pp = export_onnx(m, tmp_path / "pp.onnx", postprocess=True, input_size=(128, 128))
+    plain = ort.InferenceSession(pp, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 255, (90, 150, 3), dtype=np.uint8), rng.integers(0, 255, (200, 120, 3), dtype=np.uint8)]
+    for size in (128, 256):
+        od = OnnxDetector(pp, threads=1, input_size=size)
+        assert od.session.get_inputs()[0].shape == ["batch", 3, size, size]
+        x, scales = od.preprocess(images)
+        ref, num = plain.run(None, {"input.1": x})
+        got = od.detect_batch(images)
+        for b, r in enumerate(got):
+            n = int(num[b])
+            assert len(r) == n > 0
+            want = ref[b, :n, :5].astype(np.float64)
+            want[:, :4] /= scales[b]
+            assert matched_fraction(np.c_[r.boxes, r.scores], want, tol=1e-3, score_tol=1e-5) == 1.0

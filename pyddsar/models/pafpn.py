@@ -28,8 +28,18 @@ class PAFPN(nn.Module):
     def forward(self, feats):
         lat = [conv(f) for conv, f in zip(self.lateral, feats)]
         for i in range(len(lat) - 1, 0, -1):  # top-down
-            lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[2:], mode="nearest")
+            lat[i - 1] = lat[i - 1] + _upsample_to(lat[i], lat[i - 1])
         mid = [conv(x) for conv, x in zip(self.smooth, lat)]
         for i in range(len(mid) - 1):  # bottom-up
             mid[i + 1] = mid[i + 1] + self.down[i](mid[i])
         return [mid[0]] + [conv(x) for conv, x in zip(self.bottom_up, mid[1:])]
+
+
+def _upsample_to(x, ref):
+    """``x`` upsampled (nearest) to ``ref``'s size. When the size is exactly double, as it is for inputs
+    that are multiples of 32, it is written as a scale factor: the same pixels, but an ONNX export then
+    has a constant-scale Resize that onnxruntime runs in its blocked layout (a size computed from the
+    input's shape put 12 layout reorders around the two Resizes of SCRFD-2.5G, docs/deploy.md)."""
+    if ref.shape[-2] == 2 * x.shape[-2] and ref.shape[-1] == 2 * x.shape[-1]:
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return F.interpolate(x, size=ref.shape[-2:], mode="nearest")

@@ -170,11 +170,14 @@ class _TopKAbove(torch.autograd.Function):
         def const(v, dtype=torch.int64):
             return g.op("Constant", value_t=torch.tensor([v], dtype=dtype))
 
+        def as_double(v):  # Min / Max take integers only from opset 12; doubles hold these counts exactly
+            return g.op("Cast", v, to_i=11)  # 11 = TensorProto.DOUBLE
+
         above = g.op("NonZero", g.op("Greater", scores, const(threshold, torch.float32)))  # [2, count]
         count = g.op("Gather", g.op("Shape", above), const(1), axis_i=0)
         n = g.op("Gather", g.op("Shape", scores), const(1), axis_i=0)
-        kk = g.op("Max", g.op("Min", count, n, const(k)), const(1))
-        return g.op("TopK", scores, kk, axis_i=1, largest_i=1, sorted_i=1, outputs=2)
+        kk = g.op("Max", g.op("Min", as_double(count), as_double(n), const(k, torch.float64)), const(1, torch.float64))
+        return g.op("TopK", scores, g.op("Cast", kk, to_i=7), axis_i=1, largest_i=1, sorted_i=1, outputs=2)  # 7 = INT64
 
 
 def add_postprocess(model: nn.Module, **kwargs) -> nn.Module:

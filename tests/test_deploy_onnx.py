@@ -190,3 +190,17 @@ def test_neck_upsampling_equals_size_interpolation():
         with torch.no_grad():
             for a, b in zip(neck(feats), plain(feats)):
                 torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("opset", [11, 21])
+def test_postprocess_export_at_the_opset_limits(small, tmp_path, opset):
+    """The post-processing graph is valid at both ends of the opsets export_onnx accepts (opset 11's
+    Min / Max take no integers: the graph's k is computed in doubles) and finds Detector's faces."""
+    path = export_onnx(small, tmp_path / f"pp{opset}.onnx", postprocess=True, opset=opset, input_size=(128, 128))
+    det = Detector(small)
+    x = normalise(np.stack([_synthetic(70 + i, 160, 192) for i in range(2)]))
+    ref = det.postprocess(det.forward(x), [1.0] * 2)
+    dets, num = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x.numpy()})
+    for b, r in enumerate(ref):
+        assert int(num[b]) == len(r) > 0
+        assert match_detections(np.c_[r.boxes, r.scores], dets[b, :len(r)]) <= TOL

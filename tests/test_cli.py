@@ -18,6 +18,19 @@ def test_version_through_the_module_entry_point(run_python):
     assert out.stdout.strip() == f"pyddsar {pyddsar.__version__}"
 
 
+def test_process_entry_point_keeps_exit_codes_and_output(run_python, tmp_path):
+    """`python -m pyddsar` (and the `pyddsar` script) exit through ``cli.run``, which skips the final
+    garbage collection: the exit code, everything printed and every file written must survive it."""
+    bad = run_python("-m", "pyddsar", "arch", "--preset", "nope", check=False)
+    assert bad.returncode == 2 and "unknown preset 'nope'" in bad.stderr
+    out = tmp_path / "res"
+    ok = run_python("-m", "pyddsar", "search", "--iterations", "200", "--population", "16", "--out", str(out),
+                    "--json", "--quiet", check=False)
+    assert ok.returncode == 0, ok.stderr
+    printed = json.loads(ok.stdout)
+    assert json.loads((out / "best.json").read_text())["arch"] == printed["arch"]
+
+
 def test_regions_prints_the_spec_count(capsys):
     rc, out, _ = run(capsys, "regions", "--input", "5x5x1", "--kernel", "3", "--stride", "1", "--filters", "7")
     assert rc == 0

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _core, __version__
 from ._atomic import write_text
-from ._validate import integer
+from ._validate import integer, real
 from .arch import Arch
 from .search_space import DEFAULT_MAX_WIDTH_RATIO, BUDGET_PRESETS, SearchSpace, resolve_space
 
@@ -98,6 +98,7 @@ class LatencyTable:
     detector: Optional[dict] = None  # {"name", "neck_channels", "levels", "rest_ms", "neck_head_ms"}
     settings: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)  # the whole networks scale/offset/rest were fitted on
+    reference: Optional[dict] = None  # {"arch", "ms", "spread"}: the machine's speed while it was built
     _native: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -175,6 +176,7 @@ class LatencyTable:
             "format": FORMAT, "version": VERSION, "space": self.space, "size": list(self.size),
             "environment": asdict(self.environment), "scale": self.scale, "offset_ms": self.offset_ms,
             "detector": self.detector, "settings": self.settings, "calibration": self.calibration,
+            "reference": self.reference,
             "grids": [{**asdict(g), "cin": list(g.cin), "cout": list(g.cout),
                        "ms": [None if math.isnan(v) else v for v in g.ms]} for g in self.grids],
         }
@@ -199,7 +201,7 @@ class LatencyTable:
             return cls(space=str(d["space"]), size=(int(d["size"][0]), int(d["size"][1])),
                        environment=Environment(**d["environment"]), grids=grids, scale=float(d["scale"]),
                        offset_ms=float(d["offset_ms"]), detector=d.get("detector"), settings=d.get("settings", {}),
-                       calibration=d.get("calibration", {}))
+                       calibration=d.get("calibration", {}), reference=d.get("reference"))
         except (KeyError, TypeError, IndexError, ValueError) as e:
             raise ValueError(f"{where} is corrupt ({e})") from None
 
@@ -483,6 +485,53 @@ class _Runner:
         return min(self._ort_time(model, {"input.1": x.numpy()}) for _ in range(passes))
 
 
+class _SpeedReference:
+    """The machine's speed, followed while a table is built or checked, by timing one fixed network
+    (the space's seed backbone) between the measurements.
+
+    Shared and virtual machines change speed in spells of tens of seconds (this 2-core VM: the same
+    network's fastest of 15 runs moved between 11 and 19 ms within two minutes, every network alike).
+    A table swept over minutes would mix spells, and a check minutes later would compare a fast spell
+    with a slow one. So every measurement is normalised to the reference's median over the build:
+    ``ms * typical / local``, ``local`` the mean of the reference timings just before and just after it.
+    """
+
+    def __init__(self, runner: "_Runner", arch: Arch, size, every_s: float):
+        self.runner, self.size, self.every_s = runner, size, float(every_s)
+        self.arch = arch
+        self.module = _backbone(arch)
+        self.times: List[Tuple[int, float]] = []  # (sequence number, ms)
+        self.seq = 0
+        self.last = -math.inf
+
+    def measure(self) -> float:
+        v = self.runner.network_ms(self.module, self.size, passes=1)
+        self.times.append((self.seq, v))
+        self.last = time.perf_counter()
+        return v
+
+    def mark(self) -> int:
+        """The sequence number of a measurement about to be taken (a reference is timed first when the
+        last is older than ``every_s``)."""
+        if time.perf_counter() - self.last > self.every_s:
+            self.measure()
+        self.seq += 1
+        return self.seq
+
+    def local(self, mark: int) -> float:
+        before = [v for s, v in self.times if s < mark]
+        after = [v for s, v in self.times if s >= mark]
+        near = before[-1:] + after[:1]
+        return sum(near) / len(near)
+
+    def typical(self) -> float:
+        return statistics.median(v for _, v in self.times)
+
+    def spread(self) -> float:
+        vs = [v for _, v in self.times]
+        return max(vs) / min(vs)
+
+
 def _join_module():
     """relu(branch + shortcut) as models.backbone.Residual ends, as a module of two inputs."""
     from torch import nn
@@ -575,7 +624,7 @@ def default_cache_dir() -> str:
 def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "torch", size=(640, 480),
                         threads: Optional[int] = None, max_flops: Optional[int] = None, detector="default",
                         calibrate: int = 12, warmup: int = 2, repeats: int = 7, target_s: float = 0.05,
-                        passes: int = 2, seed: int = 0, cache: Optional[str] = "default",
+                        passes: int = 2, seed: int = 0, cache: Optional[str] = "default", reference_every_s: float = 10.0,
                         progress: Optional[Callable[[int, int, str], None]] = None) -> LatencyTable:
     """Measure a latency table of `space` on this machine (see the module doc).
 
@@ -586,7 +635,10 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     scale, offset and the neck-and-head rest. cache: a folder where tables are kept by device,
     runtime, threads and settings (None: no cache); a cached table is returned without measuring.
     progress(done, total, what) after every measurement; passes: sweeps over the grid (alternating order),
-    the fastest median of each point kept (other processes only ever add time)."""
+    the fastest median of each point kept (other processes only ever add time). reference_every_s: how
+    often the space's seed backbone is timed between the measurements to follow the machine's speed;
+    every measurement is normalised to the median of those timings (``_SpeedReference``), which the
+    table records as ``reference`` (with the spread it saw: a warning above 30 %)."""
     space = resolve_space(space)
     space.native()
     size = _size(size)
@@ -604,8 +656,9 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     cap = int(max_flops) if max_flops is not None else _default_max_flops(space)
     if cap <= 0:
         raise ValueError(f"max_flops must be positive, got {max_flops!r}")
+    reference_every_s = real(reference_every_s, "reference_every_s", low=0, low_open=True)
     settings = {"max_flops": cap, "detector": detector, "calibrate": calibrate, "warmup": warmup, "repeats": repeats,
-                "target_s": target_s, "passes": passes, "seed": seed,
+                "target_s": target_s, "passes": passes, "seed": seed, "reference_every_s": reference_every_s,
                 # how torch tensors are laid out (pyddsar.Detector's); tables of other layouts are not reused
                 "memory_format": "channels_last" if env.runtime == "torch" else "onnxruntime"}
     cache_path = None
@@ -643,50 +696,82 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         if progress is not None:
             progress(done, total, what)
 
-    measured = {}
-    # `passes` sweeps in alternating order, keeping each point's fastest median: contention from
-    # other processes only ever adds time, and a burst of it rarely hits a point twice
+    speed = _SpeedReference(runner, _arch(space.seed), size, reference_every_s)
+    speed.measure()
+    swept = []  # ((key, cin, cout), ms, mark) in the order measured
+    # `passes` sweeps in alternating order, keeping each point's fastest (normalised) median:
+    # contention from other processes only ever adds time, and a burst of it rarely hits a point twice
     for p in range(passes):
         for key, ci, co in (points if p % 2 == 0 else points[::-1]):
             op, k, s, a, h, w = key
-            v = runner.op_ms(op, k, s, a, h, w, ci, co)
-            measured[(key, ci, co)] = min(v, measured.get((key, ci, co), v))
+            mark = speed.mark()
+            swept.append(((key, ci, co), runner.op_ms(op, k, s, a, h, w, ci, co), mark))
             tick(f"{op} k{k} s{s} {ci}->{co} at {w}x{h}")
-    grids = []
-    for key, cins, couts in plan:
-        ms = tuple(measured.get((key, ci, co), float("nan")) for ci in cins for co in couts)
-        op, k, s, a, h, w = key
-        grids.append(Grid(op, k, s, a, h, w, cins, couts, ms))
-    raw = LatencyTable(space.name, size, env, tuple(grids), settings=settings)
-    cal = [a for a in candidates if not raw.missing(a, detector=False)][:calibrate]
+    speed.measure()
+
+    def timed_network(module) -> Tuple[float, int]:
+        mark = speed.mark()
+        v = runner.network_ms(module, size)
+        speed.measure()  # right after: each whole network lies between two reference timings
+        return v, mark
+
+    def table_of(factor: Callable[[int], float]) -> LatencyTable:
+        measured = {}
+        for point, v, mark in swept:
+            v = v * factor(mark)
+            measured[point] = min(v, measured.get(point, v))
+        grids = []
+        for key, cins, couts in plan:
+            ms = tuple(measured.get((key, ci, co), float("nan")) for ci in cins for co in couts)
+            op, k, s, a, h, w = key
+            grids.append(Grid(op, k, s, a, h, w, cins, couts, ms))
+        return LatencyTable(space.name, size, env, tuple(grids), settings=settings)
+
+    # which random networks the grids cover (values do not matter for that)
+    cal = [a for a in candidates if not table_of(lambda m: 1.0).missing(a, detector=False)][:calibrate]
     if len(cal) < calibrate:
         raise ValueError(f"only {len(cal)} of {len(candidates)} random networks lie inside the measured grids; "
                          "give a larger max_flops")
-    # calibration: scale and offset on whole backbones (least squares on relative error)
-    sums, backbone_ms, det_ms = [], [], []
+    backbone_runs, det_runs, neck_head_run = [], [], None
     for arch in cal:
-        sums.append(raw.predict(arch))
-        backbone_ms.append(runner.network_ms(_backbone(arch), size))
+        backbone_runs.append(timed_network(_backbone(arch)))
         tick(f"backbone {arch}")
+    if detector is not None:
+        for arch in cal:
+            det_runs.append(timed_network(_detector(arch, detector)))
+            tick(f"detector {arch}")
+        # the neck and head alone, on the torch runtime (an ONNX graph of constant inputs would be
+        # folded away); the prediction itself uses the rest fitted on whole detectors either way
+        if env.runtime == "torch":
+            neck_head_run = timed_network(_neck_head_module(_detector(cal[0], detector), size))
+        tick("neck and head")
+    typical = speed.typical()
+
+    def factor(mark: int) -> float:
+        return typical / speed.local(mark)
+
+    raw = table_of(factor)
+    reference = {"arch": str(speed.arch), "ms": typical, "spread": speed.spread(), "timings": len(speed.times)}
+    if speed.spread() > 1.3:
+        warnings.warn(f"the machine's speed varied by {100 * (speed.spread() - 1):.0f} % while the latency table was "
+                      "measured (its reference network); the measurements are normalised to the median speed, "
+                      "but a table built on an idle machine predicts better", stacklevel=2)
+    # calibration: scale and offset on whole backbones (least squares on relative error)
+    sums = [raw.predict(arch) for arch in cal]
+    backbone_ms = [v * factor(m) for v, m in backbone_runs]
     scale, offset = _fit_relative(sums, backbone_ms)
     table = replace(raw, scale=scale, offset_ms=offset)
     calibration = {"archs": [str(a) for a in cal], "sum_ms": sums, "backbone_ms": backbone_ms}
     if detector is not None:
+        det_ms = [v * factor(m) for v, m in det_runs]
         lateral = [_lateral_ms(raw, a, det_info) for a in cal]
-        for arch in cal:
-            det_ms.append(runner.network_ms(_detector(arch, detector), size))
-            tick(f"detector {arch}")
         rest = [d - (table.predict(a) + scale * lat) for a, d, lat in zip(cal, det_ms, lateral)]
-        # the neck and head alone, on the torch runtime (an ONNX graph of constant inputs would be
-        # folded away); the prediction itself uses `rest`, fitted on whole detectors either way
-        neck_head = None
-        if env.runtime == "torch":
-            neck_head = runner.network_ms(_neck_head_module(_detector(cal[0], detector), size), size)
-        tick("neck and head")
+        neck_head = None if neck_head_run is None else neck_head_run[0] * factor(neck_head_run[1])
         # the neck and head cannot cost less than nothing (a noisy calibration could say so)
         det_info = {**det_info, "rest_ms": max(0.0, statistics.median(rest)), "neck_head_ms": neck_head}
         calibration["detector_ms"] = det_ms
         table = replace(table, detector=det_info)
+    table = replace(table, reference=reference)
     table = replace(table, calibration=calibration)
     if cache_path is not None:
         try:
@@ -728,7 +813,8 @@ def _size(size) -> Tuple[int, int]:
 class PredictionCheck:
     arch: str
     predicted_ms: float
-    measured_ms: float
+    measured_ms: float  # at the table's reference speed where it has one (``raw_ms`` x reference / reference now)
+    raw_ms: Optional[float] = None  # as timed
 
     @property
     def error(self) -> float:
@@ -737,16 +823,35 @@ class PredictionCheck:
 
 
 def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = False, warmup: int = 3,
-                      repeats: int = 15, progress=None) -> List[PredictionCheck]:
-    """Predicted against measured latency of each of `archs` on this machine (the table's environment)."""
+                      repeats: int = 15, progress=None, normalise: bool = True) -> List[PredictionCheck]:
+    """Predicted against measured latency of each of `archs` on this machine (the table's environment).
+
+    With ``normalise`` (and a table that recorded its reference network) each network is timed
+    between two timings of the table's reference network and its time is brought to the table's
+    reference speed: ``raw * reference_ms / (mean of the two)``; the check then compares like with
+    like on a machine whose speed changes from minute to minute. ``raw_ms`` keeps the time as timed."""
     table.check_environment()
     env = current_environment(table.environment.device, table.environment.runtime, table.environment.threads)
     runner = _Runner(env, warmup, repeats, 0.3)
+    speed = None
+    if normalise and table.reference:
+        st = table.settings
+        ref_runner = _Runner(env, st.get("warmup", 2), st.get("repeats", 7), st.get("target_s", 0.05))
+        speed = _SpeedReference(ref_runner, _arch(table.reference["arch"]), table.size, every_s=math.inf)
+        speed.measure()
     out = []
     for i, a in enumerate(archs):
         a = _arch(a)
         module = _detector(a, table.detector["name"]) if detector else _backbone(a)
-        out.append(PredictionCheck(str(a), table.predict(a, detector=detector), runner.network_ms(module, table.size)))
+        predicted = table.predict(a, detector=detector)
+        if speed is None:
+            raw = runner.network_ms(module, table.size)
+            out.append(PredictionCheck(str(a), predicted, raw, raw))
+        else:
+            mark = speed.mark()
+            raw = runner.network_ms(module, table.size)
+            speed.measure()
+            out.append(PredictionCheck(str(a), predicted, raw * table.reference["ms"] / speed.local(mark), raw))
         if progress is not None:
             progress(i + 1, len(archs))
     return out

@@ -486,50 +486,38 @@ class _Runner:
 
 
 class _SpeedReference:
-    """The machine's speed, followed while a table is built or checked, by timing one fixed network
-    (the space's seed backbone) between the measurements.
+    """The machine's speed, followed while a table is built, by timing one fixed network (the space's
+    seed backbone) between the measurements: a diagnostic, recorded in the table with its spread.
 
     Shared and virtual machines change speed in spells of tens of seconds (this 2-core VM: the same
-    network's fastest of 15 runs moved between 11 and 19 ms within two minutes, every network alike).
-    A table swept over minutes would mix spells, and a check minutes later would compare a fast spell
-    with a slow one. So every measurement is normalised to the reference's median over the build:
-    ``ms * typical / local``, ``local`` the mean of the reference timings just before and just after it.
+    network's fastest of 15 runs moved between 11 and 19 ms within two minutes). The timings are not
+    used to correct the measurements: tried (each measurement scaled by typical / local reference),
+    it helped one check and made the next three worse (docs/search.md), because the slow spells add
+    time in chunks (a 11 ms network gained 8 ms, a 25 ms one 6 ms) rather than scale it, and short
+    operations mostly miss them.
     """
 
     def __init__(self, runner: "_Runner", arch: Arch, size, every_s: float):
         self.runner, self.size, self.every_s = runner, size, float(every_s)
         self.arch = arch
         self.module = _backbone(arch)
-        self.times: List[Tuple[int, float]] = []  # (sequence number, ms)
-        self.seq = 0
+        self.times: List[float] = []
         self.last = -math.inf
 
     def measure(self) -> float:
         v = self.runner.network_ms(self.module, self.size, passes=1)
-        self.times.append((self.seq, v))
+        self.times.append(v)
         self.last = time.perf_counter()
         return v
 
-    def mark(self) -> int:
-        """The sequence number of a measurement about to be taken (a reference is timed first when the
-        last is older than ``every_s``)."""
+    def due(self) -> None:
+        """Time the reference when the last timing is older than ``every_s``."""
         if time.perf_counter() - self.last > self.every_s:
             self.measure()
-        self.seq += 1
-        return self.seq
 
-    def local(self, mark: int) -> float:
-        before = [v for s, v in self.times if s < mark]
-        after = [v for s, v in self.times if s >= mark]
-        near = before[-1:] + after[:1]
-        return sum(near) / len(near)
-
-    def typical(self) -> float:
-        return statistics.median(v for _, v in self.times)
-
-    def spread(self) -> float:
-        vs = [v for _, v in self.times]
-        return max(vs) / min(vs)
+    def record(self) -> dict:
+        return {"arch": str(self.arch), "ms": statistics.median(self.times), "spread": max(self.times) / min(self.times),
+                "timings": len(self.times)}
 
 
 def _join_module():
@@ -637,8 +625,8 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     progress(done, total, what) after every measurement; passes: sweeps over the grid (alternating order),
     the fastest median of each point kept (other processes only ever add time). reference_every_s: how
     often the space's seed backbone is timed between the measurements to follow the machine's speed;
-    every measurement is normalised to the median of those timings (``_SpeedReference``), which the
-    table records as ``reference`` (with the spread it saw: a warning above 30 %)."""
+    the table records the median and spread of those timings as ``reference`` (a warning when the
+    spread is above 30 %: the table then carries that noise)."""
     space = resolve_space(space)
     space.native()
     size = _size(size)
@@ -698,81 +686,64 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
 
     speed = _SpeedReference(runner, _arch(space.seed), size, reference_every_s)
     speed.measure()
-    swept = []  # ((key, cin, cout), ms, mark) in the order measured
-    # `passes` sweeps in alternating order, keeping each point's fastest (normalised) median:
-    # contention from other processes only ever adds time, and a burst of it rarely hits a point twice
+    measured = {}
+    # `passes` sweeps in alternating order, keeping each point's fastest median: contention from
+    # other processes only ever adds time, and a burst of it rarely hits a point twice
     for p in range(passes):
         for key, ci, co in (points if p % 2 == 0 else points[::-1]):
             op, k, s, a, h, w = key
-            mark = speed.mark()
-            swept.append(((key, ci, co), runner.op_ms(op, k, s, a, h, w, ci, co), mark))
+            speed.due()
+            v = runner.op_ms(op, k, s, a, h, w, ci, co)
+            measured[(key, ci, co)] = min(v, measured.get((key, ci, co), v))
             tick(f"{op} k{k} s{s} {ci}->{co} at {w}x{h}")
     speed.measure()
 
-    def timed_network(module) -> Tuple[float, int]:
-        mark = speed.mark()
-        v = runner.network_ms(module, size)
-        speed.measure()  # right after: each whole network lies between two reference timings
-        return v, mark
+    def timed_network(module) -> float:
+        speed.due()
+        return runner.network_ms(module, size)
 
-    def table_of(factor: Callable[[int], float]) -> LatencyTable:
-        measured = {}
-        for point, v, mark in swept:
-            v = v * factor(mark)
-            measured[point] = min(v, measured.get(point, v))
-        grids = []
-        for key, cins, couts in plan:
-            ms = tuple(measured.get((key, ci, co), float("nan")) for ci in cins for co in couts)
-            op, k, s, a, h, w = key
-            grids.append(Grid(op, k, s, a, h, w, cins, couts, ms))
-        return LatencyTable(space.name, size, env, tuple(grids), settings=settings)
-
-    # which random networks the grids cover (values do not matter for that)
-    cal = [a for a in candidates if not table_of(lambda m: 1.0).missing(a, detector=False)][:calibrate]
+    grids = []
+    for key, cins, couts in plan:
+        ms = tuple(measured.get((key, ci, co), float("nan")) for ci in cins for co in couts)
+        op, k, s, a, h, w = key
+        grids.append(Grid(op, k, s, a, h, w, cins, couts, ms))
+    raw = LatencyTable(space.name, size, env, tuple(grids), settings=settings)
+    cal = [a for a in candidates if not raw.missing(a, detector=False)][:calibrate]
     if len(cal) < calibrate:
         raise ValueError(f"only {len(cal)} of {len(candidates)} random networks lie inside the measured grids; "
                          "give a larger max_flops")
-    backbone_runs, det_runs, neck_head_run = [], [], None
+    backbone_ms, det_ms, neck_head = [], [], None
     for arch in cal:
-        backbone_runs.append(timed_network(_backbone(arch)))
+        backbone_ms.append(timed_network(_backbone(arch)))
         tick(f"backbone {arch}")
     if detector is not None:
         for arch in cal:
-            det_runs.append(timed_network(_detector(arch, detector)))
+            det_ms.append(timed_network(_detector(arch, detector)))
             tick(f"detector {arch}")
         # the neck and head alone, on the torch runtime (an ONNX graph of constant inputs would be
         # folded away); the prediction itself uses the rest fitted on whole detectors either way
         if env.runtime == "torch":
-            neck_head_run = timed_network(_neck_head_module(_detector(cal[0], detector), size))
+            neck_head = timed_network(_neck_head_module(_detector(cal[0], detector), size))
         tick("neck and head")
-    typical = speed.typical()
-
-    def factor(mark: int) -> float:
-        return typical / speed.local(mark)
-
-    raw = table_of(factor)
-    reference = {"arch": str(speed.arch), "ms": typical, "spread": speed.spread(), "timings": len(speed.times)}
-    if speed.spread() > 1.3:
-        warnings.warn(f"the machine's speed varied by {100 * (speed.spread() - 1):.0f} % while the latency table was "
-                      "measured (its reference network); the measurements are normalised to the median speed, "
-                      "but a table built on an idle machine predicts better", stacklevel=2)
+    speed.measure()
+    reference = speed.record()
+    if reference["spread"] > 1.3:
+        warnings.warn(f"the machine's speed varied by {100 * (reference['spread'] - 1):.0f} % while the latency table was "
+                      "measured (the fastest and slowest timing of its reference network); predictions from it "
+                      "carry that noise: build it on an idle machine", stacklevel=2)
     # calibration: scale and offset on whole backbones (least squares on relative error)
     sums = [raw.predict(arch) for arch in cal]
-    backbone_ms = [v * factor(m) for v, m in backbone_runs]
     scale, offset = _fit_relative(sums, backbone_ms)
     table = replace(raw, scale=scale, offset_ms=offset)
     calibration = {"archs": [str(a) for a in cal], "sum_ms": sums, "backbone_ms": backbone_ms}
     if detector is not None:
-        det_ms = [v * factor(m) for v, m in det_runs]
         lateral = [_lateral_ms(raw, a, det_info) for a in cal]
         rest = [d - (table.predict(a) + scale * lat) for a, d, lat in zip(cal, det_ms, lateral)]
-        neck_head = None if neck_head_run is None else neck_head_run[0] * factor(neck_head_run[1])
         # the neck and head cannot cost less than nothing (a noisy calibration could say so)
         det_info = {**det_info, "rest_ms": max(0.0, statistics.median(rest)), "neck_head_ms": neck_head}
         calibration["detector_ms"] = det_ms
         table = replace(table, detector=det_info)
-    table = replace(table, reference=reference)
-    table = replace(table, calibration=calibration)
+    table = replace(table, calibration=calibration, reference=reference)
     if cache_path is not None:
         try:
             os.makedirs(os.path.dirname(cache_path), exist_ok=True)
@@ -813,8 +784,7 @@ def _size(size) -> Tuple[int, int]:
 class PredictionCheck:
     arch: str
     predicted_ms: float
-    measured_ms: float  # at the table's reference speed where it has one (``raw_ms`` x reference / reference now)
-    raw_ms: Optional[float] = None  # as timed
+    measured_ms: float
 
     @property
     def error(self) -> float:
@@ -823,35 +793,16 @@ class PredictionCheck:
 
 
 def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = False, warmup: int = 3,
-                      repeats: int = 15, progress=None, normalise: bool = True) -> List[PredictionCheck]:
-    """Predicted against measured latency of each of `archs` on this machine (the table's environment).
-
-    With ``normalise`` (and a table that recorded its reference network) each network is timed
-    between two timings of the table's reference network and its time is brought to the table's
-    reference speed: ``raw * reference_ms / (mean of the two)``; the check then compares like with
-    like on a machine whose speed changes from minute to minute. ``raw_ms`` keeps the time as timed."""
+                      repeats: int = 15, progress=None) -> List[PredictionCheck]:
+    """Predicted against measured latency of each of `archs` on this machine (the table's environment)."""
     table.check_environment()
     env = current_environment(table.environment.device, table.environment.runtime, table.environment.threads)
     runner = _Runner(env, warmup, repeats, 0.3)
-    speed = None
-    if normalise and table.reference:
-        st = table.settings
-        ref_runner = _Runner(env, st.get("warmup", 2), st.get("repeats", 7), st.get("target_s", 0.05))
-        speed = _SpeedReference(ref_runner, _arch(table.reference["arch"]), table.size, every_s=math.inf)
-        speed.measure()
     out = []
     for i, a in enumerate(archs):
         a = _arch(a)
         module = _detector(a, table.detector["name"]) if detector else _backbone(a)
-        predicted = table.predict(a, detector=detector)
-        if speed is None:
-            raw = runner.network_ms(module, table.size)
-            out.append(PredictionCheck(str(a), predicted, raw, raw))
-        else:
-            mark = speed.mark()
-            raw = runner.network_ms(module, table.size)
-            speed.measure()
-            out.append(PredictionCheck(str(a), predicted, raw * table.reference["ms"] / speed.local(mark), raw))
+        out.append(PredictionCheck(str(a), table.predict(a, detector=detector), runner.network_ms(module, table.size)))
         if progress is not None:
             progress(i + 1, len(archs))
     return out

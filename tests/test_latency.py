@@ -495,54 +495,40 @@ class _DriftingMachine:
                             lambda self, module, size, passes=2: machine.true_network(module) * machine.factor())
 
 
-def test_a_slow_spell_during_the_build_is_normalised_away(monkeypatch):
-    """A third of the sweep runs 2.5x slower: every point is brought back to the machine's typical
-    speed by the reference timings around it, so the grid holds the true times (all but the few
-    points whose two reference timings straddle a change of speed)."""
+def test_a_slow_spell_during_the_build_is_recorded_and_warned_about(monkeypatch):
+    """A third of the sweep runs 2.5x slower: the table records its reference network's median and
+    the spread it saw (2.5) and warns; the grid holds the times as measured (no correction: a scaling
+    one was tried and made real checks worse, see _SpeedReference), here true x 1 or x 2.5."""
     machine = _DriftingMachine(slow=2.5, window=(400, 1100))
     machine.install(monkeypatch)
     with pytest.warns(UserWarning, match="speed varied by 150 %"):
         table = build_latency_table("damofd-mb", size=(96, 64), calibrate=3, passes=1, cache=None,
                                     reference_every_s=1e-9)
     assert machine.calls > 2000  # the slow window lies well inside the sweep
-    got, want = [], []
+    ratios = []
     for g in table.grids:
         i = 0
         for ci in g.cin:
             for co in g.cout:
                 if not math.isnan(g.ms[i]):
-                    got.append(g.ms[i])
-                    want.append(machine.true_op(g.op, g.kernel, g.stride, g.act, g.h, g.w, ci, co))
+                    ratios.append(g.ms[i] / machine.true_op(g.op, g.kernel, g.stride, g.act, g.h, g.w, ci, co))
                 i += 1
-    exact = np.isclose(got, want, rtol=1e-9, atol=0)
-    assert len(got) > 500 and exact.mean() > 0.99
-    ref = table.reference
-    assert ref["arch"] == pyddsar.SPACES["damofd-mb"].seed and ref["spread"] == pytest.approx(2.5)
+    ratios = np.asarray(ratios)
+    fast, slow = np.isclose(ratios, 1.0, rtol=1e-9), np.isclose(ratios, 2.5, rtol=1e-9)
+    assert len(ratios) > 500 and (fast | slow).all() and 0.1 < slow.mean() < 0.5
     from pyddsar.latency import _backbone
 
-    assert ref["ms"] == pytest.approx(machine.true_network(_backbone(Arch.parse(ref["arch"]))))
-    for a, ms in zip(table.calibration["archs"], table.calibration["backbone_ms"]):
-        assert ms == pytest.approx(machine.true_network(_backbone(Arch.parse(a))))
+    ref = table.reference
+    assert ref["arch"] == pyddsar.SPACES["damofd-mb"].seed and ref["spread"] == pytest.approx(2.5)
+    assert ref["ms"] == pytest.approx(machine.true_network(_backbone(Arch.parse(ref["arch"]))))  # most timings fast
+    assert ref["timings"] > len(ratios)  # one before every point (reference_every_s tiny)
     again = LatencyTable.from_dict(json.loads(json.dumps(table.to_dict())))
     assert again.reference == table.reference
+    quiet = _DriftingMachine()
+    quiet.install(monkeypatch)
+    import warnings
 
-
-def test_a_check_on_a_slow_machine_compares_at_the_tables_speed(monkeypatch, local_table):
-    """check_predictions times each network between two reference timings: on a machine 2.5x slower
-    than when the table was built, measured_ms is the network's time at the table's speed, raw_ms
-    the time as timed."""
-    from pyddsar.latency import _backbone, check_predictions
-
-    machine = _DriftingMachine(slow=2.5, window=(0, 10 ** 9))
-    machine.install(monkeypatch)
-    ref_arch = Arch.parse(pyddsar.SPACES["damofd-mb"].seed)
-    table = dataclasses.replace(local_table, reference={"arch": str(ref_arch), "ms": machine.true_network(_backbone(ref_arch)),
-                                                        "spread": 1.0, "timings": 1})
-    archs = sample_archs("damofd-mb", 4, seed=3)
-    checks = check_predictions(table, archs)
-    for a, c in zip(archs, checks):
-        true = machine.true_network(_backbone(a))
-        assert c.measured_ms == pytest.approx(true) and c.raw_ms == pytest.approx(2.5 * true)
-        assert c.predicted_ms == pytest.approx(table.predict(a))
-    plain = check_predictions(table, archs, normalise=False)
-    assert [c.measured_ms for c in plain] == pytest.approx([2.5 * machine.true_network(_backbone(a)) for a in archs])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calm = build_latency_table("damofd-mb", size=(96, 64), calibrate=3, passes=1, cache=None)
+    assert calm.reference["spread"] == 1.0 and calm.reference["timings"] >= 2

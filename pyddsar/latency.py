@@ -520,6 +520,19 @@ class _SpeedReference:
                 "timings": len(self.times)}
 
 
+def _fastest_over_rounds(runner: "_Runner", modules: Sequence, size, rounds: int, each=None) -> List[float]:
+    """Each module's fastest median over ``rounds`` round-robin rounds (every module once per round):
+    a network's timings are spread over the whole measurement, so that one slow spell of the machine
+    (tens of seconds on a shared VM) rarely covers all of them. ``each(i)`` runs after each timing."""
+    best = [math.inf] * len(modules)
+    for _ in range(rounds):
+        for i, m in enumerate(modules):
+            best[i] = min(best[i], runner.network_ms(m, size, passes=1))
+            if each is not None:
+                each(i)
+    return best
+
+
 def _join_module():
     """relu(branch + shortcut) as models.backbone.Residual ends, as a module of two inputs."""
     from torch import nn
@@ -674,7 +687,7 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
                 if _op_macs(op, k, s, h, w, ci, co) <= _cap_at(cap, size):
                     points.append((key, ci, co))
     candidates = sample_archs(space, 4 * calibrate, seed=seed + 1, max_flops=cap)
-    total = passes * len(points) + calibrate * (2 if detector else 1) + (1 if detector else 0)
+    total = passes * (len(points) + calibrate * (2 if detector else 1) + (1 if detector and env.runtime == "torch" else 0))
     done = 0
     runner = _Runner(env, warmup, repeats, target_s)
 
@@ -698,10 +711,6 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
             tick(f"{op} k{k} s{s} {ci}->{co} at {w}x{h}")
     speed.measure()
 
-    def timed_network(module) -> float:
-        speed.due()
-        return runner.network_ms(module, size)
-
     grids = []
     for key, cins, couts in plan:
         ms = tuple(measured.get((key, ci, co), float("nan")) for ci in cins for co in couts)
@@ -712,19 +721,26 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     if len(cal) < calibrate:
         raise ValueError(f"only {len(cal)} of {len(candidates)} random networks lie inside the measured grids; "
                          "give a larger max_flops")
-    backbone_ms, det_ms, neck_head = [], [], None
-    for arch in cal:
-        backbone_ms.append(timed_network(_backbone(arch)))
-        tick(f"backbone {arch}")
-    if detector is not None:
-        for arch in cal:
-            det_ms.append(timed_network(_detector(arch, detector)))
-            tick(f"detector {arch}")
+    # the whole networks, `passes` round-robin rounds (the fastest of each kept, as for the points)
+    modules = [_backbone(a) for a in cal] + ([_detector(a, detector) for a in cal] if detector else [])
+    if detector is not None and env.runtime == "torch":
         # the neck and head alone, on the torch runtime (an ONNX graph of constant inputs would be
         # folded away); the prediction itself uses the rest fitted on whole detectors either way
-        if env.runtime == "torch":
-            neck_head = timed_network(_neck_head_module(_detector(cal[0], detector), size))
-        tick("neck and head")
+        modules.append(_neck_head_module(_detector(cal[0], detector), size))
+
+    def each(i):
+        speed.due()
+        if i < len(cal):
+            tick(f"backbone {cal[i]}")
+        elif i < 2 * len(cal):
+            tick(f"detector {cal[i - len(cal)]}")
+        else:
+            tick("neck and head")
+
+    whole = _fastest_over_rounds(runner, modules, size, passes, each)
+    backbone_ms = whole[:len(cal)]
+    det_ms = whole[len(cal):2 * len(cal)]
+    neck_head = whole[2 * len(cal)] if len(whole) > 2 * len(cal) else None
     speed.measure()
     reference = speed.record()
     if reference["spread"] > 1.3:
@@ -793,19 +809,26 @@ class PredictionCheck:
 
 
 def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = False, warmup: int = 3,
-                      repeats: int = 15, progress=None) -> List[PredictionCheck]:
-    """Predicted against measured latency of each of `archs` on this machine (the table's environment)."""
+                      repeats: int = 15, progress=None, rounds: int = 3) -> List[PredictionCheck]:
+    """Predicted against measured latency of each of `archs` on this machine (the table's environment).
+    Measured = the fastest of ``rounds`` medians (of at least ``repeats`` runs), taken round-robin over
+    `archs` so that each network's timings are spread over the whole check, as the table's are."""
     table.check_environment()
+    rounds = integer(rounds, "rounds", low=1)
     env = current_environment(table.environment.device, table.environment.runtime, table.environment.threads)
     runner = _Runner(env, warmup, repeats, 0.3)
-    out = []
-    for i, a in enumerate(archs):
-        a = _arch(a)
-        module = _detector(a, table.detector["name"]) if detector else _backbone(a)
-        out.append(PredictionCheck(str(a), table.predict(a, detector=detector), runner.network_ms(module, table.size)))
+    archs = [_arch(a) for a in archs]
+    modules = [_detector(a, table.detector["name"]) if detector else _backbone(a) for a in archs]
+    predicted = [table.predict(a, detector=detector) for a in archs]
+    done = [0]
+
+    def each(i):
+        done[0] += 1
         if progress is not None:
-            progress(i + 1, len(archs))
-    return out
+            progress(done[0], rounds * len(archs))
+
+    measured = _fastest_over_rounds(runner, modules, table.size, rounds, each)
+    return [PredictionCheck(str(a), p, m) for a, p, m in zip(archs, predicted, measured)]
 
 
 def error_summary(checks: Sequence[PredictionCheck]) -> dict:

@@ -532,3 +532,23 @@ def test_a_slow_spell_during_the_build_is_recorded_and_warned_about(monkeypatch)
         warnings.simplefilter("error")
         calm = build_latency_table("damofd-mb", size=(96, 64), calibrate=3, passes=1, cache=None)
     assert calm.reference["spread"] == 1.0 and calm.reference["timings"] >= 2
+
+
+def test_a_check_keeps_each_networks_fastest_round(monkeypatch, local_table):
+    """check_predictions times the networks round-robin and keeps each one's fastest round: a slow
+    spell over the whole first round (every network 2.5x) leaves the result at the true times;
+    with one round the spell is what is measured."""
+    from pyddsar.latency import _backbone, check_predictions
+
+    archs = sample_archs("damofd-mb", 4, seed=3)
+    true = [_DriftingMachine.true_network(_backbone(a)) for a in archs]
+    _DriftingMachine(slow=2.5, window=(1, 5)).install(monkeypatch)
+    seen = []
+    checks = check_predictions(local_table, archs, rounds=3, progress=lambda d, t: seen.append((d, t)))
+    assert [c.measured_ms for c in checks] == pytest.approx(true)
+    assert [c.predicted_ms for c in checks] == pytest.approx([local_table.predict(a) for a in archs])
+    assert seen[-1] == (12, 12)
+    _DriftingMachine(slow=2.5, window=(1, 5)).install(monkeypatch)
+    assert [c.measured_ms for c in check_predictions(local_table, archs, rounds=1)] == pytest.approx([2.5 * t for t in true])
+    with pytest.raises(ValueError, match="rounds"):
+        check_predictions(local_table, archs, rounds=0)

@@ -115,18 +115,23 @@ class LatencyTable:
         object.__setattr__(self, "_native", t)
 
     # -- prediction ----------------------------------------------------------------------------
+    def try_predict(self, arch, detector: bool = False) -> Tuple[float, str]:
+        """(milliseconds, '') as :meth:`predict`, or (NaN, the first operation the table lacks): one
+        native prediction, no exception (what the search's budget test calls for every child)."""
+        ms, missing = self._native.predict(_arch(arch)._native, bool(detector))
+        return (float("nan"), missing or "an operation") if math.isnan(ms) else (float(ms), "")
+
     def missing(self, arch, detector: bool = False) -> str:
         """'' when the table can predict `arch`, else the first operation it lacks."""
-        ms, missing = self._native.predict(_arch(arch)._native, bool(detector))
-        return missing if math.isnan(ms) else ""
+        return self.try_predict(arch, detector)[1]
 
     def predict(self, arch, detector: bool = False) -> float:
         """Predicted milliseconds of the backbone (``detector=True``: with the neck and head) at
         the table's size; ValueError naming the operation the table lacks."""
         if detector and self.detector is None:
             raise ValueError("this latency table has no neck and head measured (built with detector=None)")
-        ms, missing = self._native.predict(_arch(arch)._native, bool(detector))
-        if math.isnan(ms):
+        ms, missing = self.try_predict(arch, detector)
+        if missing:
             raise ValueError(f"the latency table lacks {missing} (needed by {_arch(arch)}); rebuild it with a larger "
                              f"max_flops or for this space ({self.space!r} at {self.size[0]}x{self.size[1]})")
         return float(ms)
@@ -823,11 +828,21 @@ def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = Fal
     done = [0]
 
     def each(i):
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], rounds * len(archs))
+        if i < len(archs):
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], rounds * len(archs))
 
+    if table.reference:  # the table's reference network, once per round, to say how fast the machine is now
+        modules.append(_backbone(_arch(table.reference["arch"])))
     measured = _fastest_over_rounds(runner, modules, table.size, rounds, each)
+    if table.reference:
+        ratio = measured.pop() / table.reference["ms"]
+        if not 1 / 1.15 <= ratio <= 1.15:
+            warnings.warn(f"the machine runs {'slower' if ratio > 1 else 'faster'} now than when the latency table was "
+                          f"built: its reference network takes {ratio:.2f}x the table's time, so these measurements and "
+                          "the table's predictions are not comparable; check again when the machine is as idle as it "
+                          "was then", stacklevel=2)
     return [PredictionCheck(str(a), p, m) for a, p, m in zip(archs, predicted, measured)]
 
 

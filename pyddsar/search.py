@@ -190,7 +190,7 @@ class _LatencyBudget:
 
     def fits(self, arch: Arch) -> bool:
         """Whether the table can predict `arch` and it is within the budget (one native prediction)."""
-        ms, _ = self.table._native.predict(arch._native, self.detector)
+        ms, _ = self.table.try_predict(arch, self.detector)
         return ms <= self.ms  # False for NaN: an operation the table lacks
 
 

@@ -169,6 +169,10 @@ def test_a_missing_operation_is_named(mb_archs):
     table = synthetic_table("damofd-mb", drop=lambda key: key[0] == "depthwise" and key[1] == 7)
     k7 = next(a for a in mb_archs if any(b.kernel == 7 for b in a.blocks[1:]))
     assert "depthwise conv 7x7" in table.missing(k7)
+    ms, missing = table.try_predict(k7)
+    assert math.isnan(ms) and missing == table.missing(k7)
+    k3 = next(a for a in mb_archs if all(b.kernel != 7 for b in a.blocks))
+    assert table.try_predict(k3) == (table.predict(k3), "") and table.missing(k3) == ""
     with pytest.raises(ValueError, match="lacks depthwise conv 7x7 .* channels stride [12] \\+relu at"):
         table.predict(k7)
     # channels beyond a grid are missing too (nothing is extrapolated)
@@ -552,3 +556,25 @@ def test_a_check_keeps_each_networks_fastest_round(monkeypatch, local_table):
     assert [c.measured_ms for c in check_predictions(local_table, archs, rounds=1)] == pytest.approx([2.5 * t for t in true])
     with pytest.raises(ValueError, match="rounds"):
         check_predictions(local_table, archs, rounds=0)
+
+
+def test_a_check_on_a_slower_machine_says_so(monkeypatch, local_table):
+    """check_predictions times the table's reference network in every round: when the machine runs
+    2.5x slower than when the table was built (the reference's fastest round against the table's
+    record), it warns that measurements and predictions are not comparable; at the same speed, silence."""
+    from pyddsar.latency import _backbone, check_predictions
+
+    ref_arch = Arch.parse(pyddsar.SPACES["damofd-mb"].seed)
+    table = dataclasses.replace(local_table, reference={"arch": str(ref_arch), "spread": 1.0, "timings": 2,
+                                                        "ms": _DriftingMachine.true_network(_backbone(ref_arch))})
+    archs = sample_archs("damofd-mb", 3, seed=3)
+    _DriftingMachine(slow=2.5, window=(0, 10 ** 9)).install(monkeypatch)
+    with pytest.warns(UserWarning, match="runs slower now .* 2.50x the table's time"):
+        check_predictions(table, archs, rounds=2)
+    _DriftingMachine().install(monkeypatch)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks = check_predictions(table, archs, rounds=2)
+    assert len(checks) == 3

@@ -89,7 +89,9 @@ def test_hostile_text_is_refused_quickly(text):
     start = time.perf_counter()
     with pytest.raises(ValueError):
         Arch.parse(text)
-    assert time.perf_counter() - start < 1.0
+    # a guard, not a benchmark: these took 15-17 s before the limits (issue 19); here about 0.1 s, and
+    # up to 1.1 s under AddressSanitizer on a slow spell of a 2-core VM, hence the wide bound
+    assert time.perf_counter() - start < 5.0
 
 
 def test_a_huge_architecture_file_is_refused_before_reading(tmp_path):

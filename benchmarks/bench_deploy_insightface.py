@@ -89,6 +89,13 @@ json.dump({"mode": mode, "label": label, "ms": [t * 1e3 for t in times], "dets":
 '''
 
 
+def real_photos():
+    """The 12 real photos of ../shared/data/images: 3 at the top, then pascal_faces/ by name."""
+    photos = [os.path.join(DATA, "images", f) for f in ("crowd_cheering.jpg", "group_solvay_1927.jpg",
+                                                         "portrait_newton.png")]
+    return photos + sorted(glob.glob(os.path.join(DATA, "images", "pascal_faces", "*.jpg")))
+
+
 def matched(ref, got, px=0.5, score=1e-3):
     import numpy as np
 
@@ -115,9 +122,7 @@ def main():
                    help="interpreter that has insightface (default: this one)")
     p.add_argument("--out", default=None, help="write all figures as JSON here")
     a = p.parse_args()
-    photos = [os.path.join(DATA, "images", f) for f in ("crowd_cheering.jpg", "group_solvay_1927.jpg",
-                                                         "portrait_newton.png")]
-    photos += sorted(glob.glob(os.path.join(DATA, "images", "pascal_faces", "*.jpg")))
+    photos = real_photos()
     sys.path.insert(0, REPO)
     from pyddsar.models import load_scrfd_onnx
     from pyddsar.onnx_export import export_onnx

@@ -13,15 +13,13 @@ docs/deploy.md ("What the graph costs, op by op").
 
 import argparse
 import collections
-import glob
 import json
 import os
 import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.environ.get("PYDDSAR_DATA") or os.path.join(REPO, "..", "shared", "data")
+from bench_deploy_insightface import DATA, REPO, real_photos  # (run as a script: benchmarks/ is on sys.path)
 
 
 def profile(path, inputs, threads, runs, fixed_size=None, top=8):
@@ -68,10 +66,7 @@ def main():
     from pyddsar.onnx_export import export_onnx
     from pyddsar.preprocess import letterbox, normalise
 
-    photos = [os.path.join(DATA, "images", f) for f in ("crowd_cheering.jpg", "group_solvay_1927.jpg",
-                                                         "portrait_newton.png")]
-    photos += sorted(glob.glob(os.path.join(DATA, "images", "pascal_faces", "*.jpg")))
-    inputs = [normalise(letterbox(cv2.imread(f), 640)[0][None]) for f in photos]
+    inputs = [normalise(letterbox(cv2.imread(f), 640)[0][None]) for f in real_photos()]
     model = load_scrfd_onnx(a.model).eval()
     tmp = tempfile.mkdtemp(prefix="pyddsar-graphs-")
     raw = export_onnx(model, os.path.join(tmp, "raw.onnx"))

@@ -98,7 +98,7 @@ class LatencyTable:
     detector: Optional[dict] = None  # {"name", "neck_channels", "levels", "rest_ms", "neck_head_ms"}
     settings: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)  # the whole networks scale/offset/rest were fitted on
-    reference: Optional[dict] = None  # {"arch", "ms", "spread"}: the machine's speed while it was built
+    reference: Optional[dict] = None  # {"arch", "ms" (median), "spread", "timings"}: the machine's speed while built
     _native: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -525,17 +525,18 @@ class _SpeedReference:
                 "timings": len(self.times)}
 
 
-def _fastest_over_rounds(runner: "_Runner", modules: Sequence, size, rounds: int, each=None) -> List[float]:
-    """Each module's fastest median over ``rounds`` round-robin rounds (every module once per round):
-    a network's timings are spread over the whole measurement, so that one slow spell of the machine
-    (tens of seconds on a shared VM) rarely covers all of them. ``each(i)`` runs after each timing."""
-    best = [math.inf] * len(modules)
+def _rounds_ms(runner: "_Runner", modules: Sequence, size, rounds: int, each=None) -> List[List[float]]:
+    """Each module's medians over ``rounds`` round-robin rounds (every module once per round): a
+    network's timings are spread over the whole measurement, so that one slow spell of the machine
+    (tens of seconds on a shared VM) rarely covers all of them; callers keep the fastest.
+    ``each(i)`` runs after each timing."""
+    times: List[List[float]] = [[] for _ in modules]
     for _ in range(rounds):
         for i, m in enumerate(modules):
-            best[i] = min(best[i], runner.network_ms(m, size, passes=1))
+            times[i].append(runner.network_ms(m, size, passes=1))
             if each is not None:
                 each(i)
-    return best
+    return times
 
 
 def _join_module():
@@ -742,7 +743,7 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         else:
             tick("neck and head")
 
-    whole = _fastest_over_rounds(runner, modules, size, passes, each)
+    whole = [min(t) for t in _rounds_ms(runner, modules, size, passes, each)]
     backbone_ms = whole[:len(cal)]
     det_ms = whole[len(cal):2 * len(cal)]
     neck_head = whole[2 * len(cal)] if len(whole) > 2 * len(cal) else None
@@ -835,15 +836,16 @@ def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = Fal
 
     if table.reference:  # the table's reference network, once per round, to say how fast the machine is now
         modules.append(_backbone(_arch(table.reference["arch"])))
-    measured = _fastest_over_rounds(runner, modules, table.size, rounds, each)
+    times = _rounds_ms(runner, modules, table.size, rounds, each)
     if table.reference:
-        ratio = measured.pop() / table.reference["ms"]
+        # median against median: the table records the median of its reference timings
+        ratio = statistics.median(times.pop()) / table.reference["ms"]
         if not 1 / 1.15 <= ratio <= 1.15:
             warnings.warn(f"the machine runs {'slower' if ratio > 1 else 'faster'} now than when the latency table was "
                           f"built: its reference network takes {ratio:.2f}x the table's time, so these measurements and "
                           "the table's predictions are not comparable; check again when the machine is as idle as it "
                           "was then", stacklevel=2)
-    return [PredictionCheck(str(a), p, m) for a, p, m in zip(archs, predicted, measured)]
+    return [PredictionCheck(str(a), p, min(t)) for a, p, t in zip(archs, predicted, times)]
 
 
 def error_summary(checks: Sequence[PredictionCheck]) -> dict:

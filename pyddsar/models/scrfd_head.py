@@ -57,21 +57,23 @@ class HeadBranch(nn.Module):
         nn.init.constant_(self.cls.bias, -math.log((1 - prior) / prior))
 
 
-def _flat(t: torch.Tensor, k: int) -> torch.Tensor:
+def _rows(t: torch.Tensor, k: int) -> torch.Tensor:
     # [B, A*k, H, W] -> [B, H*W*A, k]: channels of one location are anchor-major
-    if torch.onnx.is_in_onnx_export():
-        return _FlatForOnnx.apply(t, k)
     return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1, k)
 
 
+def _flat(t: torch.Tensor, k: int) -> torch.Tensor:
+    return _FlatForOnnx.apply(t, k) if torch.onnx.is_in_onnx_export() else _rows(t, k)
+
+
 class _FlatForOnnx(torch.autograd.Function):
-    """:func:`_flat` as ONNX writes it best: Transpose, then Reshape to the constant shape
+    """:func:`_rows` as ONNX writes it best: Transpose, then Reshape to the constant shape
     ``[0, -1, k]`` (0 copies the batch). Traced, the batch would be read with Shape / Gather /
     Unsqueeze / Concat before every one of the 6 or 9 outputs."""
 
     @staticmethod
     def forward(ctx, t, k: int):
-        return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1, k)
+        return _rows(t, k)
 
     @staticmethod
     def symbolic(g, t, k: int):

@@ -528,7 +528,7 @@ class _SpeedReference:
 def _rounds_ms(runner: "_Runner", modules: Sequence, size, rounds: int, each=None) -> List[List[float]]:
     """Each module's medians over ``rounds`` round-robin rounds (every module once per round): a
     network's timings are spread over the whole measurement, so that one slow spell of the machine
-    (tens of seconds on a shared VM) rarely covers all of them; callers keep the fastest.
+    (tens of seconds on a shared VM) rarely covers all of them (see :func:`_typical_ms`).
     ``each(i)`` runs after each timing."""
     times: List[List[float]] = [[] for _ in modules]
     for _ in range(rounds):
@@ -537,6 +537,25 @@ def _rounds_ms(runner: "_Runner", modules: Sequence, size, rounds: int, each=Non
             if each is not None:
                 each(i)
     return times
+
+
+def _typical_ms(times: Sequence[Sequence[float]]) -> List[float]:
+    """Each network's time at the measurement's typical speed, from ``times[network][round]``.
+
+    A shared VM changes speed in spells that cover a whole round-robin round (this 2-core AMD VM,
+    2026-12-03: one round's networks all at 1.0x, the next all at 1.3x); every network of a round
+    shares its spell, so the round's speed is the median, over the networks, of each one's time in it
+    against its own median, and a network's time is the median over the rounds of its timings divided
+    by their round's speed. Measured on that VM (docs/search.md), this halved the spread of the
+    prediction error against keeping each network's fastest round, which depends on whether the one
+    fast round came. With one network or one round it is the plain median."""
+    import numpy as np
+
+    t = np.asarray(times, dtype=float)
+    if t.ndim != 2 or t.size == 0:
+        raise ValueError("times must be a non-empty [network][round] array")
+    speed = np.median(t / np.median(t, axis=1, keepdims=True), axis=0)
+    return [float(v) for v in np.median(t / speed[None, :], axis=1)]
 
 
 def _join_module():
@@ -642,7 +661,8 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     scale, offset and the neck-and-head rest. cache: a folder where tables are kept by device,
     runtime, threads and settings (None: no cache); a cached table is returned without measuring.
     progress(done, total, what) after every measurement; passes: sweeps over the grid (alternating order),
-    the fastest median of each point kept (other processes only ever add time). reference_every_s: how
+    the fastest median of each point kept (other processes only ever add time); the whole networks are
+    timed round-robin in max(3, passes) rounds, at the typical speed (``_typical_ms``). reference_every_s: how
     often the space's seed backbone is timed between the measurements to follow the machine's speed;
     the table records the median and spread of those timings as ``reference`` (a warning when the
     spread is above 30 %: the table then carries that noise)."""
@@ -693,7 +713,9 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
                 if _op_macs(op, k, s, h, w, ci, co) <= _cap_at(cap, size):
                     points.append((key, ci, co))
     candidates = sample_archs(space, 4 * calibrate, seed=seed + 1, max_flops=cap)
-    total = passes * (len(points) + calibrate * (2 if detector else 1) + (1 if detector and env.runtime == "torch" else 0))
+    network_rounds = max(3, passes)
+    total = passes * len(points) + network_rounds * (calibrate * (2 if detector else 1)
+                                                     + (1 if detector and env.runtime == "torch" else 0))
     done = 0
     runner = _Runner(env, warmup, repeats, target_s)
 
@@ -727,7 +749,7 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     if len(cal) < calibrate:
         raise ValueError(f"only {len(cal)} of {len(candidates)} random networks lie inside the measured grids; "
                          "give a larger max_flops")
-    # the whole networks, `passes` round-robin rounds (the fastest of each kept, as for the points)
+    # the whole networks, round-robin, at least 3 rounds (their median at the typical speed: _typical_ms)
     modules = [_backbone(a) for a in cal] + ([_detector(a, detector) for a in cal] if detector else [])
     if detector is not None and env.runtime == "torch":
         # the neck and head alone, on the torch runtime (an ONNX graph of constant inputs would be
@@ -743,7 +765,7 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         else:
             tick("neck and head")
 
-    whole = [min(t) for t in _rounds_ms(runner, modules, size, passes, each)]
+    whole = _typical_ms(_rounds_ms(runner, modules, size, network_rounds, each))
     backbone_ms = whole[:len(cal)]
     det_ms = whole[len(cal):2 * len(cal)]
     neck_head = whole[2 * len(cal)] if len(whole) > 2 * len(cal) else None
@@ -807,52 +829,118 @@ class PredictionCheck:
     arch: str
     predicted_ms: float
     measured_ms: float
+    #: the machine's time now against when the table was built (1.2: 20 % slower), from the table's
+    #: calibration networks measured in the same check; None when the table has none
+    speed: Optional[float] = None
 
     @property
     def error(self) -> float:
         """(predicted - measured) / measured."""
         return (self.predicted_ms - self.measured_ms) / self.measured_ms
 
+    @property
+    def adjusted_error(self) -> float:
+        """The error of the prediction at the machine's present speed: (predicted x speed - measured) /
+        measured (the plain error without a speed)."""
+        return (self.predicted_ms * (self.speed or 1.0) - self.measured_ms) / self.measured_ms
+
+
+def _gauge(table: LatencyTable, detector: bool) -> Tuple[List[Arch], List[float]]:
+    """The table's calibration networks and their times at the build (none for tables without)."""
+    cal = table.calibration or {}
+    ms = cal.get("detector_ms" if detector else "backbone_ms")
+    if not cal.get("archs") or not ms or len(ms) != len(cal["archs"]):
+        return [], []
+    return [_arch(a) for a in cal["archs"]], [float(v) for v in ms]
+
+
+def _measure_typical(table: LatencyTable, archs: Sequence[Arch], detector: bool, warmup: int, repeats: int,
+                     rounds: int, progress=None, gauge: bool = True) -> Tuple[List[float], Optional[float]]:
+    """(typical ms of each of `archs`, the machine's speed against the build): `archs` and the table's
+    calibration networks timed together round-robin (_typical_ms), the speed the median ratio of the
+    calibration networks' times now to theirs at the build."""
+    env = current_environment(table.environment.device, table.environment.runtime, table.environment.threads)
+    runner = _Runner(env, warmup, repeats, 0.3)
+    gauge, gauge_ms = _gauge(table, detector) if gauge else ([], [])
+    nets = list(archs) + gauge
+    modules = [_detector(a, table.detector["name"]) if detector else _backbone(a) for a in nets]
+    done = [0]
+
+    def each(i):
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], rounds * len(modules))
+
+    typical = _typical_ms(_rounds_ms(runner, modules, table.size, rounds, each))
+    speed = statistics.median(now / then for now, then in zip(typical[len(archs):], gauge_ms)) if gauge else None
+    return typical[:len(archs)], speed
+
+
+def _warn_speed(speed: Optional[float], what: str) -> None:
+    if speed is not None and not 1 / 1.15 <= speed <= 1.15:
+        warnings.warn(f"the machine runs {'slower' if speed > 1 else 'faster'} now than when the latency table was built: "
+                      f"its calibration networks take {speed:.2f}x their time then, so {what}; "
+                      "PredictionCheck.adjusted_error compares at today's speed, and recalibrate_latency_table re-anchors "
+                      "the table", stacklevel=3)
+
 
 def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = False, warmup: int = 3,
                       repeats: int = 15, progress=None, rounds: int = 3) -> List[PredictionCheck]:
     """Predicted against measured latency of each of `archs` on this machine (the table's environment).
-    Measured = the fastest of ``rounds`` medians (of at least ``repeats`` runs), taken round-robin over
-    `archs` so that each network's timings are spread over the whole check, as the table's are."""
+
+    The networks are timed round-robin, ``rounds`` medians of at least ``repeats`` runs each, together
+    with the table's calibration networks; measured = each network's median at the check's typical
+    speed (``_typical_ms``: a slow spell of a shared machine slows every network of a round alike).
+    The calibration networks, measured again, give the machine's speed against the build
+    (``PredictionCheck.speed``, a warning outside 1/1.15..1.15): the error a drifting machine adds on
+    its own, which ``adjusted_error`` removes."""
     table.check_environment()
     rounds = integer(rounds, "rounds", low=1)
-    env = current_environment(table.environment.device, table.environment.runtime, table.environment.threads)
-    runner = _Runner(env, warmup, repeats, 0.3)
+    if detector and table.detector is None:
+        raise ValueError("this latency table has no neck and head measured (built with detector=None)")
     archs = [_arch(a) for a in archs]
-    modules = [_detector(a, table.detector["name"]) if detector else _backbone(a) for a in archs]
     predicted = [table.predict(a, detector=detector) for a in archs]
-    done = [0]
+    measured, speed = _measure_typical(table, archs, detector, warmup, repeats, rounds, progress)
+    _warn_speed(speed, "these measurements and the table's predictions differ by that much besides the prediction's own error")
+    return [PredictionCheck(str(a), p, m, speed) for a, p, m in zip(archs, predicted, measured)]
 
-    def each(i):
-        if i < len(archs):
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], rounds * len(archs))
 
-    if table.reference:  # the table's reference network, once per round, to say how fast the machine is now
-        modules.append(_backbone(_arch(table.reference["arch"])))
-    times = _rounds_ms(runner, modules, table.size, rounds, each)
-    if table.reference:
-        # median against median: the table records the median of its reference timings
-        ratio = statistics.median(times.pop()) / table.reference["ms"]
-        if not 1 / 1.15 <= ratio <= 1.15:
-            warnings.warn(f"the machine runs {'slower' if ratio > 1 else 'faster'} now than when the latency table was "
-                          f"built: its reference network takes {ratio:.2f}x the table's time, so these measurements and "
-                          "the table's predictions are not comparable; check again when the machine is as idle as it "
-                          "was then", stacklevel=2)
-    return [PredictionCheck(str(a), p, min(t)) for a, p, t in zip(archs, predicted, times)]
+def recalibrate_latency_table(table: LatencyTable, rounds: int = 5, warmup: int = 3, repeats: int = 15,
+                              progress=None) -> LatencyTable:
+    """The table re-anchored to the machine's speed now: its calibration networks (backbones, and
+    detectors when it has a neck and head) measured again, and the prediction's scale, offset and
+    neck-and-head rest multiplied by the median ratio of their times now to theirs at the build.
+    Shared and virtual machines drift by 10-30 % between hours (docs/search.md), while the table's
+    proportions hold; this takes seconds where a new table takes minutes."""
+    table.check_environment()
+    rounds = integer(rounds, "rounds", low=1)
+    kinds = [False, True] if table.detector is not None else [False]
+    if not all(_gauge(table, k)[0] for k in kinds):
+        raise ValueError("this latency table records no calibration networks to measure again (build it anew)")
+    cal = dict(table.calibration)
+    ratios = []
+    for k in kinds:
+        gauge, then = _gauge(table, k)
+        now, _ = _measure_typical(table, gauge, k, warmup, repeats, rounds, progress, gauge=False)
+        ratios += [a / b for a, b in zip(now, then)]
+        cal["detector_ms" if k else "backbone_ms"] = now
+    speed = statistics.median(ratios)
+    cal["speeds"] = list(cal.get("speeds", [])) + [speed]  # every re-anchoring, in order
+    det = None if table.detector is None else {**table.detector, "rest_ms": table.detector["rest_ms"] * speed}
+    return replace(table, scale=table.scale * speed, offset_ms=table.offset_ms * speed, detector=det, calibration=cal)
 
 
 def error_summary(checks: Sequence[PredictionCheck]) -> dict:
     errs = sorted(abs(c.error) for c in checks)
+    adjusted = sorted(abs(c.adjusted_error) for c in checks)
+    speeds = [c.speed for c in checks if c.speed is not None]
     return {"count": len(errs), "median_abs_error": statistics.median(errs), "p90_abs_error": errs[int(0.9 * (len(errs) - 1))],
-            "max_abs_error": errs[-1], "mean_error": statistics.fmean(c.error for c in checks)}
+            "max_abs_error": errs[-1], "mean_error": statistics.fmean(c.error for c in checks),
+            "speed": statistics.median(speeds) if speeds else None,
+            "median_abs_adjusted_error": statistics.median(adjusted),
+            "p90_abs_adjusted_error": adjusted[int(0.9 * (len(adjusted) - 1))]}
 
 
 __all__ = ["LatencyTable", "Grid", "Environment", "build_latency_table", "load_latency_table", "measure_latency",
-           "sample_archs", "plan_grids", "check_predictions", "error_summary", "current_environment", "latency_items"]
+           "sample_archs", "plan_grids", "check_predictions", "recalibrate_latency_table", "error_summary",
+           "current_environment", "latency_items"]

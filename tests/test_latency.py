@@ -5,6 +5,7 @@ searches and families under latency budgets, and one small table measured for re
 import dataclasses
 import json
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -466,6 +467,16 @@ def test_latency_table_command_line(tmp_path, run_python, monkeypatch):
     assert "operation grids" in r.stdout and "backbone: 3 random networks, |error| median" in r.stdout
     t = load_latency_table(str(out))
     assert t.size == (64, 64) and t.detector is None
+    assert "the machine at " in r.stdout and "x the build's time, at that speed |error| median" in r.stdout
+    again = tmp_path / "t2.json"
+    r = run_python("-m", "pyddsar", "latency-table", "--table", str(out), "--recalibrate", "--out", str(again),
+                   "--quiet", check=False)
+    assert r.returncode == 0, r.stderr
+    t2 = load_latency_table(str(again))
+    speed = t2.calibration["speeds"][-1]
+    assert f"the machine runs at {speed:.3f}x" in r.stdout and t2.scale == pytest.approx(t.scale * speed)
+    r = run_python("-m", "pyddsar", "latency-table", "--recalibrate", check=False)
+    assert r.returncode != 0 and "give --table FILE" in r.stderr
     r = run_python("-m", "pyddsar", "latency-table", "--space", "nope", check=False)
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
@@ -538,10 +549,28 @@ def test_a_slow_spell_during_the_build_is_recorded_and_warned_about(monkeypatch)
     assert calm.reference["spread"] == 1.0 and calm.reference["timings"] >= 2
 
 
-def test_a_check_keeps_each_networks_fastest_round(monkeypatch, local_table):
-    """check_predictions times the networks round-robin and keeps each one's fastest round: a slow
-    spell over the whole first round (every network 2.5x) leaves the result at the true times;
-    with one round the spell is what is measured."""
+def test_typical_times_are_each_networks_time_at_the_median_speed():
+    """_typical_ms against its closed form: when every round runs at its own speed (network i, round r
+    takes true_i x s_r), each network comes out at true_i x median(s), whatever the spread of the
+    speeds; a single slow timing of one network (a blip inside a round) does not move it."""
+    from pyddsar.latency import _typical_ms
+
+    rng = np.random.default_rng(4)
+    true = rng.uniform(5, 40, size=9)
+    speeds = rng.uniform(1.0, 2.2, size=5)
+    times = np.outer(true, speeds)
+    assert _typical_ms(times.tolist()) == pytest.approx(true * np.median(speeds), rel=1e-12)
+    times[3, 1] *= 3.0
+    assert _typical_ms(times.tolist()) == pytest.approx(true * np.median(speeds), rel=1e-12)
+    assert _typical_ms([[4.0, 9.0, 5.0]]) == [5.0]  # one network: its median
+    with pytest.raises(ValueError, match="non-empty"):
+        _typical_ms([])
+
+
+def test_a_check_measures_each_network_at_the_typical_speed(monkeypatch, local_table):
+    """check_predictions times the networks round-robin: a slow spell over the whole first round
+    (every network 2.5x) leaves the result at the true times; with one round the spell is what is
+    measured."""
     from pyddsar.latency import _backbone, check_predictions
 
     archs = sample_archs("damofd-mb", 4, seed=3)
@@ -551,6 +580,7 @@ def test_a_check_keeps_each_networks_fastest_round(monkeypatch, local_table):
     checks = check_predictions(local_table, archs, rounds=3, progress=lambda d, t: seen.append((d, t)))
     assert [c.measured_ms for c in checks] == pytest.approx(true)
     assert [c.predicted_ms for c in checks] == pytest.approx([local_table.predict(a) for a in archs])
+    assert all(c.speed is None and c.adjusted_error == c.error for c in checks)  # no calibration networks to gauge
     assert seen[-1] == (12, 12)
     _DriftingMachine(slow=2.5, window=(1, 5)).install(monkeypatch)
     assert [c.measured_ms for c in check_predictions(local_table, archs, rounds=1)] == pytest.approx([2.5 * t for t in true])
@@ -558,23 +588,65 @@ def test_a_check_keeps_each_networks_fastest_round(monkeypatch, local_table):
         check_predictions(local_table, archs, rounds=0)
 
 
-def test_a_check_on_a_slower_machine_says_so(monkeypatch, local_table):
-    """check_predictions times the table's reference network in every round: when the machine runs
-    2.5x slower than when the table was built (the reference's fastest round against the table's
-    record), it warns that measurements and predictions are not comparable; at the same speed, silence."""
-    from pyddsar.latency import _backbone, check_predictions
+def _gauged(table, archs):
+    """`table` with calibration networks whose build-time times are the fake machine's true times."""
+    from pyddsar.latency import _backbone, _detector
 
-    ref_arch = Arch.parse(pyddsar.SPACES["damofd-mb"].seed)
-    table = dataclasses.replace(local_table, reference={"arch": str(ref_arch), "spread": 1.0, "timings": 2,
-                                                        "ms": _DriftingMachine.true_network(_backbone(ref_arch))})
+    return dataclasses.replace(table, calibration={
+        "archs": [str(a) for a in archs],
+        "backbone_ms": [_DriftingMachine.true_network(_backbone(a)) for a in archs],
+        "detector_ms": [_DriftingMachine.true_network(_detector(a, "ddsar-0.5g")) for a in archs]})
+
+
+def test_a_check_on_a_slower_machine_says_so_and_adjusts(monkeypatch, local_table):
+    """check_predictions times the table's calibration networks with the checked ones: when the
+    machine runs 2.5x slower than when the table was built, it warns, records the speed (2.5), and
+    the adjusted error equals the error at the build's speed; at the same speed, silence."""
+    from pyddsar.latency import _backbone, _detector, check_predictions, error_summary
+
+    table = _gauged(local_table, sample_archs("damofd-mb", 3, seed=8))
     archs = sample_archs("damofd-mb", 3, seed=3)
-    _DriftingMachine(slow=2.5, window=(0, 10 ** 9)).install(monkeypatch)
-    with pytest.warns(UserWarning, match="runs slower now .* 2.50x the table's time"):
-        check_predictions(table, archs, rounds=2)
-    _DriftingMachine().install(monkeypatch)
-    import warnings
+    for detector in (False, True):
+        true = [_DriftingMachine.true_network(_detector(a, "ddsar-0.5g") if detector else _backbone(a)) for a in archs]
+        _DriftingMachine(slow=2.5, window=(0, 10 ** 9)).install(monkeypatch)
+        with pytest.warns(UserWarning, match="runs slower now .* 2.50x their time"):
+            slow = check_predictions(table, archs, detector=detector, rounds=2)
+        assert [c.speed for c in slow] == pytest.approx([2.5] * 3)
+        assert [c.measured_ms for c in slow] == pytest.approx([2.5 * t for t in true])
+        assert [c.adjusted_error for c in slow] == pytest.approx([(c.predicted_ms - t) / t for c, t in zip(slow, true)])
+        summary = error_summary(slow)
+        assert summary["speed"] == pytest.approx(2.5)
+        assert summary["median_abs_adjusted_error"] == pytest.approx(statistics.median(abs(c.adjusted_error) for c in slow))
+        _DriftingMachine().install(monkeypatch)
+        import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        checks = check_predictions(table, archs, rounds=2)
-    assert len(checks) == 3
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            checks = check_predictions(table, archs, detector=detector, rounds=2)
+        assert [c.speed for c in checks] == pytest.approx([1.0] * 3)
+        assert [c.error for c in checks] == pytest.approx([c.adjusted_error for c in slow])
+
+
+def test_recalibrating_re_anchors_the_table_to_the_machines_speed(monkeypatch, local_table):
+    """recalibrate_latency_table measures the calibration networks again: on a machine 1.6x slower
+    every prediction (backbone and detector) is 1.6x the old one, the calibration records the new
+    times and the speed, and a check at that speed then finds the machine at 1.0x."""
+    from pyddsar.latency import check_predictions, recalibrate_latency_table
+
+    table = _gauged(local_table, sample_archs("damofd-mb", 3, seed=8))
+    _DriftingMachine(slow=1.6, window=(0, 10 ** 9)).install(monkeypatch)
+    new = recalibrate_latency_table(table, rounds=2)
+    archs = sample_archs("damofd-mb", 5, seed=3)
+    for detector in (False, True):
+        assert [new.predict(a, detector=detector) for a in archs] == pytest.approx(
+            [1.6 * table.predict(a, detector=detector) for a in archs], rel=1e-9)
+    assert new.calibration["speeds"] == pytest.approx([1.6])
+    assert new.calibration["backbone_ms"] == pytest.approx([1.6 * v for v in table.calibration["backbone_ms"]])
+    assert new.grids == table.grids
+    again = LatencyTable.from_dict(json.loads(json.dumps(new.to_dict())))
+    assert again.predict(archs[0], detector=True) == pytest.approx(new.predict(archs[0], detector=True))
+    assert [c.speed for c in check_predictions(new, archs[:2], rounds=1)] == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="no calibration networks"):
+        recalibrate_latency_table(local_table)
+    with pytest.raises(ValueError, match="rounds"):
+        recalibrate_latency_table(table, rounds=0)

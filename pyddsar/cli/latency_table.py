@@ -34,7 +34,11 @@ def add_parser(sub) -> None:
     p.add_argument("--calibrate", type=int, default=12, help="whole networks measured to fit the table (default: 12)")
     p.add_argument("--check", type=int, default=0, metavar="N",
                    help="after building, compare predicted and measured latency of N other random networks (default: 0)")
-    p.add_argument("--table", default=None, help="check this existing table instead of building one (with --check)")
+    p.add_argument("--table", default=None,
+                   help="an existing table to check (with --check) or re-anchor (with --recalibrate) instead of building one")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="with --table: measure its calibration networks again and write the table re-anchored to the "
+                   "machine's speed now to --out (seconds, where a new table takes minutes)")
     p.add_argument("--no-cache", action="store_true", help="measure even if a cached table exists")
     p.add_argument("--out", default="latency_table.json", help="output file (default: latency_table.json)")
     p.add_argument("--json", action="store_true", help="print the check as JSON")
@@ -43,13 +47,23 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..latency import build_latency_table, check_predictions, error_summary, load_latency_table, sample_archs
+    from ..latency import (build_latency_table, check_predictions, error_summary, load_latency_table,
+                           recalibrate_latency_table, sample_archs)
     from ..search_space import checked_budget, parse_budget
 
+    if args.recalibrate and not args.table:
+        raise ValueError("--recalibrate re-anchors an existing table: give --table FILE")
     if args.table:
-        if not args.check:
-            raise ValueError("--table checks an existing table: give --check N")
+        if not args.check and not args.recalibrate:
+            raise ValueError("--table checks or re-anchors an existing table: give --check N or --recalibrate")
         table = load_latency_table(args.table)
+        if args.recalibrate:
+            with _progress.bar("recalibrate", "net", enabled=not args.no_progress) as progress:
+                table = recalibrate_latency_table(table, progress=progress)
+            table.save(args.out)
+            print(f"wrote {args.out}: the machine runs at {table.calibration['speeds'][-1]:.3f}x the time of the last "
+                  f"calibration; scale {table.scale:.4f}, offset {table.offset_ms:.3f} ms"
+                  + (f", neck and head rest {table.detector['rest_ms']:.3f} ms" if table.detector else ""))
     else:
         max_flops = None
         if args.max_flops is not None:
@@ -78,7 +92,8 @@ def run(args) -> int:
                 checks = check_predictions(table, archs, detector=of == "detector", progress=progress)
             report[of] = {"summary": error_summary(checks),
                           "networks": [{"arch": c.arch, "predicted_ms": c.predicted_ms, "measured_ms": c.measured_ms,
-                                        "error": c.error} for c in checks]}
+                                        "error": c.error, "speed": c.speed, "adjusted_error": c.adjusted_error}
+                                       for c in checks]}
         if args.json:
             print(json.dumps(report, indent=2))
         else:
@@ -86,5 +101,9 @@ def run(args) -> int:
                 s = r["summary"]
                 print(f"{of}: {s['count']} random networks, |error| median {100 * s['median_abs_error']:.1f} %, "
                       f"p90 {100 * s['p90_abs_error']:.1f} %, max {100 * s['max_abs_error']:.1f} %, "
-                      f"mean signed {100 * s['mean_error']:+.1f} %", file=sys.stdout)
+                      f"mean signed {100 * s['mean_error']:+.1f} %"
+                      + ("" if s["speed"] is None else
+                         f"; the machine at {s['speed']:.2f}x the build's time, at that speed |error| median "
+                         f"{100 * s['median_abs_adjusted_error']:.1f} %, p90 {100 * s['p90_abs_adjusted_error']:.1f} %"),
+                      file=sys.stdout)
     return 0

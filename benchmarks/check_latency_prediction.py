@@ -1,0 +1,125 @@
+"""How well a latency table predicts measured latency on this machine (issue 20, docs/search.md).
+
+    python benchmarks/check_latency_prediction.py --runtime torch --out /tmp/latency-check
+
+Builds a table of the space (no cache), draws random networks with another seed than the table's
+calibration networks, searches three latency budgets (96,000 iterations each; the budgets are the
+25th, 50th and 75th percentile of the random detectors' predicted latency) and measures the random
+networks and the winners together, round-robin (so a slow spell of a shared machine falls on all of
+them alike, not on the winners alone), as backbones and as whole detectors. Then re-anchors the table to
+the machine's speed (recalibrate_latency_table) and checks the winners and 20 random detectors
+again with its predictions. Writes the tables and check.json to --out and prints the error tables
+in markdown (run it with the package importable: installed, or PYTHONPATH=. from the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+
+import pyddsar
+from pyddsar.latency import (build_latency_table, check_predictions, error_summary, recalibrate_latency_table,
+                             sample_archs)
+
+
+def _row(what, checks):
+    s = error_summary(checks)
+    return (f"| {what} | {s['count']} | {100 * s['median_abs_error']:.1f} % | {100 * s['p90_abs_error']:.1f} % | "
+            f"{100 * s['mean_error']:+.1f} % | {s['speed']:.3f} | {100 * s['median_abs_adjusted_error']:.1f} % | "
+            f"{100 * s['p90_abs_adjusted_error']:.1f} % |")
+
+
+def _winners(budgets, checks):
+    return ", ".join(f"{b:.1f} ms: {c.predicted_ms:.1f} / {c.measured_ms:.1f} ms ({100 * c.error:+.1f} %, at the "
+                     f"machine's speed {100 * c.adjusted_error:+.1f} %)" for b, c in zip(budgets, checks))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--space", default="damofd-mb")
+    p.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--random", type=int, default=50, help="random networks checked (default 50)")
+    p.add_argument("--rounds", type=int, default=5, help="round-robin rounds of the check (default 5)")
+    p.add_argument("--iterations", type=int, default=96000)
+    p.add_argument("--table", default=None, help="check this table instead of building one")
+    p.add_argument("--again", type=int, default=20,
+                   help="then re-anchor the table (recalibrate_latency_table) and check the winners and this many "
+                   "random networks again as detectors (default 20; 0: not)")
+    p.add_argument("--out", default="latency-check")
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    caught = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        if args.table:
+            table = pyddsar.load_latency_table(args.table)
+        else:
+            table = build_latency_table(args.space, device=args.device, runtime=args.runtime, cache=None)
+            table.save(os.path.join(args.out, "table.json"))
+        build_s = time.perf_counter() - t0
+        archs = sample_archs(table.space, args.random, seed=1000 + table.settings.get("seed", 0),
+                             max_flops=table.settings.get("max_flops"))
+        archs = [a for a in archs if not table.missing(a, detector=True)]
+        predicted = sorted(table.predict(a, detector=True) for a in archs)
+        budgets = [predicted[int(q * (len(predicted) - 1))] for q in (0.25, 0.5, 0.75)]
+        winners = []
+        for b in budgets:
+            r = pyddsar.search(budget=None, space=table.space, budget_latency_ms=b, latency_table=table,
+                               latency_of="detector", iterations=args.iterations, seed=0)
+            winners.append(r.best)
+        t1 = time.perf_counter()
+        report = {}
+        for of in ("backbone", "detector"):
+            checks = check_predictions(table, winners + archs, detector=of == "detector", rounds=args.rounds)
+            report[of] = {"winners": [c.__dict__ for c in checks[:len(winners)]],
+                          "random": [c.__dict__ for c in checks[len(winners):]]}
+            report[of]["random_summary"] = error_summary(checks[len(winners):])
+        check_s = time.perf_counter() - t1
+        # then as a user on a drifting machine would: re-anchor the table, and check the winners and
+        # the first `--again` random networks once more, with the re-anchored table's predictions
+        again = []
+        if args.again:
+            t2 = time.perf_counter()
+            anchored = recalibrate_latency_table(table)
+            anchored.save(os.path.join(args.out, "table-recalibrated.json"))
+            again = check_predictions(anchored, winners + archs[:args.again], detector=True, rounds=args.rounds)
+            report["again"] = {"speed_at_recalibration": anchored.calibration["speeds"][-1],
+                               "checks": [c.__dict__ for c in again], "seconds": time.perf_counter() - t2}
+    report["budgets_ms"] = budgets
+    report["table"] = {"build_s": build_s, "reference": table.reference, "scale": table.scale,
+                       "offset_ms": table.offset_ms, "environment": table.environment.__dict__}
+    report["check_s"] = check_s
+    report["warnings"] = [str(w.message) for w in caught]
+    with open(os.path.join(args.out, "check.json"), "w") as f:
+        json.dump(report, f, indent=2, default=str)
+
+    env = table.environment
+    print(f"{env.runtime} {env.runtime_version} on {env.device_name}, {env.threads} threads; table built in "
+          f"{build_s:.0f} s (reference spread {table.reference.get('spread', float('nan')):.2f}x), check {check_s:.0f} s, "
+          f"{args.rounds} rounds")
+    print("| what | networks | median abs. error | p90 | mean signed | speed | median abs. error at the speed | p90 |")
+    print("|---|---|---|---|---|---|---|---|")
+    from pyddsar.latency import PredictionCheck
+
+    for of in ("backbone", "detector"):
+        print(_row(f"{of}, random", [PredictionCheck(**c) for c in report[of]["random"]]))
+    for of in ("backbone", "detector"):
+        print(f"winners ({of}; budget: predicted / measured):",
+              _winners(budgets, [PredictionCheck(**c) for c in report[of]["winners"]]))
+    if again:
+        print(f"re-anchored (the machine at {report['again']['speed_at_recalibration']:.3f}x the build's time), "
+              f"then checked again: winners " + ", ".join(f"{c.predicted_ms:.1f} / {c.measured_ms:.1f} ms "
+                                                          f"({100 * c.error:+.1f} %)" for c in again[:len(winners)]))
+        print(_row(f"detector, {len(again) - len(winners)} random, re-anchored table", again[len(winners):]))
+    for w in report["warnings"]:
+        print("warning:", w)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

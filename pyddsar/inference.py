@@ -27,6 +27,7 @@ import torch
 
 from . import ops
 from ._validate import integer, real
+from .heap import keep_heap
 from .preprocess import letterbox, to_bgr8
 from .preprocess import normalise as _normalise
 
@@ -93,6 +94,8 @@ class Detector:
         input_size = integer(input_size, "input_size", low=1, multiple_of=32)
         score_threshold = real(score_threshold, "score_threshold", low=0, high=1)
         nms_threshold = real(nms_threshold, "nms_threshold", low=0, high=1)
+        if self.device.type == "cpu":
+            keep_heap()  # freed activations stay mapped between calls (pyddsar/heap.py: no page faults)
         self.model = model.to(self.device).eval()
         self.half = bool(half)
         if self.half:

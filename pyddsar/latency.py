@@ -32,6 +32,7 @@ from . import _core, __version__
 from ._atomic import write_text
 from ._validate import integer, real
 from .arch import Arch
+from .heap import keep_heap
 from .search_space import DEFAULT_MAX_WIDTH_RATIO, BUDGET_PRESETS, SearchSpace, resolve_space
 
 FORMAT = "pyddsar-latency-table"
@@ -420,6 +421,9 @@ class _Runner:
         if env.runtime == "torch" and env.device == "cpu":
             torch.set_num_threads(env.threads)
         self.sync = (lambda: torch.cuda.synchronize(self.device)) if env.device == "cuda" else (lambda: None)
+        # measure as pyddsar.Detector runs: freed activations stay mapped (page faults cost a searched
+        # backbone 10 ms of 32 under glibc's defaults; pyddsar/heap.py)
+        self.heap_kept = keep_heap()
 
     # torch ------------------------------------------------------------------------------------
     def _torch_time(self, module, inputs) -> float:
@@ -687,7 +691,9 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     settings = {"max_flops": cap, "detector": detector, "calibrate": calibrate, "warmup": warmup, "repeats": repeats,
                 "target_s": target_s, "passes": passes, "seed": seed, "reference_every_s": reference_every_s,
                 # how torch tensors are laid out (pyddsar.Detector's); tables of other layouts are not reused
-                "memory_format": "channels_last" if env.runtime == "torch" else "onnxruntime"}
+                "memory_format": "channels_last" if env.runtime == "torch" else "onnxruntime",
+                # freed memory kept mapped (pyddsar.heap): tables measured under glibc's defaults are not reused
+                "heap_kept": keep_heap()}
     cache_path = None
     if cache is not None:
         cache_dir = default_cache_dir() if cache == "default" else cache

@@ -5,8 +5,9 @@ trimmed back to the system (its mmap threshold and trim threshold adapt to the s
 next forward pass maps the same memory again and faults every page of it in. Whether that happens
 depends on a network's pattern of activation sizes: on the 2-core AMD VM here (2026-12-03) a searched
 DamoFD backbone at 640x480 faulted about 6,000 pages per forward pass and took 32.6 ms, 20-24 ms once
-the heap was kept; a random backbone of the space faulted none (docs/search.md, "Whole networks and
-the heap"). Intel's PyTorch CPU tuning guide makes the same point and recommends jemalloc or
+the heap was kept (in about 1 process in 4 it faulted none under the defaults either: which arena a
+worker thread gets is a race); a random backbone of the space faulted none (docs/deploy.md, "The CPU
+heap"). Intel's PyTorch CPU tuning guide makes the same point and recommends jemalloc or
 tcmalloc; this is the glibc-only equivalent that needs no preloaded library.
 
 :func:`keep_heap` sets M_TRIM_THRESHOLD (1 GiB: free() never trims the heap) and M_MMAP_THRESHOLD

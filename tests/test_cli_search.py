@@ -70,8 +70,9 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 def test_ctrl_c_saves_the_best_so_far_and_exits_cleanly(tmp_path, run_python):
     out = tmp_path / "ctrl-c"
-    # a long search (5M iterations, a few seconds) that Ctrl-C stops after its first checkpoint
-    proc = run_python("-m", "pyddsar", "search", "--out", str(out), "--iterations", "5000000", "--quiet", popen=True)
+    # a long search (50M iterations, about a minute) that Ctrl-C stops after its first checkpoint
+    # (5M finished before the signal once on a fast machine)
+    proc = run_python("-m", "pyddsar", "search", "--out", str(out), "--iterations", "50000000", "--quiet", popen=True)
     deadline = time.time() + 60
     while not (out / "checkpoint.json").exists() and time.time() < deadline:
         time.sleep(0.05)

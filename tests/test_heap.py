@@ -39,13 +39,20 @@ print(json.dumps({"default": default, "was": was, "applied": applied, "again": k
 def test_kept_heap_stops_the_page_faults_of_every_forward_pass(run_python):
     """Counted by the kernel (minor page faults, not a timing): the searched backbone faults
     thousands of pages in per forward pass under glibc's defaults and (almost) none once the heap is
-    kept; keep_heap is idempotent and reports what it did."""
-    r = json.loads(run_python("-c", _FAULTS, WINNER).stdout.strip().splitlines()[-1])
-    if not r["applied"]:
-        pytest.skip("mallopt refused (another allocator is preloaded, e.g. a sanitizer's)")
-    assert r["was"] is False and r["again"] is True
-    assert r["default"] > 1000, r  # 24 MB of activations mapped again each time
-    assert r["kept"] < 0.02 * r["default"], r
+    kept; keep_heap is idempotent and reports what it did. Under the defaults the faults come in most
+    processes, not all (about 1 in 4 here had none: which arena a worker thread gets is a race), so
+    fresh processes are tried until one shows them; every one must be clean once the heap is kept."""
+    seen = []
+    for _ in range(8):
+        r = json.loads(run_python("-c", _FAULTS, WINNER).stdout.strip().splitlines()[-1])
+        if not r["applied"]:
+            pytest.skip("mallopt refused (another allocator is preloaded, e.g. a sanitizer's)")
+        assert r["was"] is False and r["again"] is True
+        assert r["kept"] < 20, r
+        seen.append(r)
+        if r["default"] > 1000:  # 24 MB of activations mapped again each time
+            break
+    assert max(r["default"] for r in seen) > 1000, seen
 
 
 def test_detectors_and_latency_runners_keep_the_heap(run_python):

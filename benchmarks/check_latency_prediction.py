@@ -73,12 +73,12 @@ def main(argv=None) -> int:
                                latency_of="detector", iterations=args.iterations, seed=0)
             winners.append(r.best)
         t1 = time.perf_counter()
-        report = {}
+        report, checked = {}, {}
         for of in ("backbone", "detector"):
             checks = check_predictions(table, winners + archs, detector=of == "detector", rounds=args.rounds)
-            report[of] = {"winners": [c.__dict__ for c in checks[:len(winners)]],
-                          "random": [c.__dict__ for c in checks[len(winners):]]}
-            report[of]["random_summary"] = error_summary(checks[len(winners):])
+            checked[of] = (checks[:len(winners)], checks[len(winners):])
+            report[of] = {"winners": [c.__dict__ for c in checked[of][0]], "random": [c.__dict__ for c in checked[of][1]],
+                          "random_summary": error_summary(checked[of][1])}
         check_s = time.perf_counter() - t1
         # then as a user on a drifting machine would: re-anchor the table, and check the winners and
         # the first `--again` random networks once more, with the re-anchored table's predictions
@@ -104,13 +104,10 @@ def main(argv=None) -> int:
           f"{args.rounds} rounds")
     print("| what | networks | median abs. error | p90 | mean signed | speed | median abs. error at the speed | p90 |")
     print("|---|---|---|---|---|---|---|---|")
-    from pyddsar.latency import PredictionCheck
-
     for of in ("backbone", "detector"):
-        print(_row(f"{of}, random", [PredictionCheck(**c) for c in report[of]["random"]]))
+        print(_row(f"{of}, random", checked[of][1]))
     for of in ("backbone", "detector"):
-        print(f"winners ({of}; budget: predicted / measured):",
-              _winners(budgets, [PredictionCheck(**c) for c in report[of]["winners"]]))
+        print(f"winners ({of}; budget: predicted / measured):", _winners(budgets, checked[of][0]))
     if again:
         print(f"re-anchored (the machine at {report['again']['speed_at_recalibration']:.3f}x the build's time), "
               f"then checked again: winners " + ", ".join(f"{c.predicted_ms:.1f} / {c.measured_ms:.1f} ms "

@@ -423,7 +423,7 @@ class _Runner:
         self.sync = (lambda: torch.cuda.synchronize(self.device)) if env.device == "cuda" else (lambda: None)
         # measure as pyddsar.Detector runs: freed activations stay mapped (page faults cost a searched
         # backbone 10 ms of 32 under glibc's defaults; pyddsar/heap.py)
-        self.heap_kept = keep_heap()
+        keep_heap()
 
     # torch ------------------------------------------------------------------------------------
     def _torch_time(self, module, inputs) -> float:
@@ -883,14 +883,6 @@ def _measure_typical(table: LatencyTable, archs: Sequence[Arch], detector: bool,
     return typical[:len(archs)], speed
 
 
-def _warn_speed(speed: Optional[float], what: str) -> None:
-    if speed is not None and not 1 / 1.15 <= speed <= 1.15:
-        warnings.warn(f"the machine runs {'slower' if speed > 1 else 'faster'} now than when the latency table was built: "
-                      f"its calibration networks take {speed:.2f}x their time then, so {what}; "
-                      "PredictionCheck.adjusted_error compares at today's speed, and recalibrate_latency_table re-anchors "
-                      "the table", stacklevel=3)
-
-
 def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = False, warmup: int = 3,
                       repeats: int = 15, progress=None, rounds: int = 3) -> List[PredictionCheck]:
     """Predicted against measured latency of each of `archs` on this machine (the table's environment).
@@ -908,7 +900,12 @@ def check_predictions(table: LatencyTable, archs: Sequence, detector: bool = Fal
     archs = [_arch(a) for a in archs]
     predicted = [table.predict(a, detector=detector) for a in archs]
     measured, speed = _measure_typical(table, archs, detector, warmup, repeats, rounds, progress)
-    _warn_speed(speed, "these measurements and the table's predictions differ by that much besides the prediction's own error")
+    if speed is not None and not 1 / 1.15 <= speed <= 1.15:
+        warnings.warn(f"the machine runs {'slower' if speed > 1 else 'faster'} now than when the latency table was built: "
+                      f"its calibration networks take {speed:.2f}x their time then, so these measurements and the "
+                      "table's predictions differ by that much besides the prediction's own error; "
+                      "PredictionCheck.adjusted_error compares at today's speed, and recalibrate_latency_table re-anchors "
+                      "the table", stacklevel=2)
     return [PredictionCheck(str(a), p, m, speed) for a, p, m in zip(archs, predicted, measured)]
 
 

@@ -421,6 +421,58 @@ def test_onnx_single_operation_models_compute_the_operation():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def _profile(runs, nodes):
+    """A hand-written onnxruntime profile: runs [(ts, dur)], nodes [(ts, dur, op_name)] in microseconds."""
+    events = [{"cat": "Session", "name": "session_initialization", "ts": 0, "dur": 5}]
+    events += [{"cat": "Session", "name": "model_run", "ts": ts, "dur": dur} for ts, dur in runs]
+    for ts, dur, op in nodes:
+        events.append({"cat": "Node", "name": f"n{ts}_fence_before", "ts": ts, "dur": 0, "args": {"op_name": op}})
+        events.append({"cat": "Node", "name": f"n{ts}_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}})
+    return events[::-1]  # the order of the file must not matter
+
+
+def test_kernel_time_per_run_sums_each_runs_kernels_without_the_reorders():
+    from pyddsar.latency import _kernel_ms_per_run
+
+    runs = [(100, 50), (200, 40), (300, 90)]
+    nodes = [(101, 10, "ReorderInput"), (112, 30, "Conv"), (143, 5, "ReorderOutput"),  # run 0: 30 us of kernels
+             (201, 20, "Conv"), (222, 15, "Add"),                                      # run 1: 35
+             (301, 70, "Conv"), (372, 4, "Relu"),                                      # run 2: 74
+             (500, 99, "Conv")]                                                        # outside every run
+    assert _kernel_ms_per_run(_profile(runs, nodes)) == pytest.approx([0.030, 0.035, 0.074])
+    assert _kernel_ms_per_run(_profile(runs, nodes), skip=2) == pytest.approx([0.074])
+    with pytest.raises(ValueError, match="warm-up"):
+        _kernel_ms_per_run(_profile(runs, nodes), skip=3)
+
+
+def test_onnxruntime_operations_are_timed_by_their_kernels():
+    """An operation's table time under onnxruntime is its kernels' time (the profiler's), which a
+    run's fixed overhead and layout reorders are not in: below the same graph's wall-clock time."""
+    pytest.importorskip("onnxruntime")
+    from pyddsar.latency import _onnx_op, _Runner, current_environment
+
+    rs = np.random.default_rng(0)
+    runner = _Runner(current_environment("cpu", "onnxruntime"), warmup=2, repeats=9, target_s=0.0)
+    model = _onnx_op("conv", 1, 1, True, 48, 64, 32, 32, rs)
+    feeds = {"x": rs.standard_normal((1, 32, 48, 64), dtype=np.float32)}
+    kernels = min(runner._ort_kernel_ms(model, feeds) for _ in range(5))
+    wall = min(runner._ort_time(model, feeds) for _ in range(5))
+    assert 0 < kernels < wall
+
+
+def test_onnxruntime_networks_are_exported_once_per_check(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from pyddsar import latency
+
+    exports = []
+    real = latency._Runner._ort_export
+    monkeypatch.setattr(latency._Runner, "_ort_export", lambda self, m, x: exports.append(m) or real(self, m, x))
+    runner = latency._Runner(latency.current_environment("cpu", "onnxruntime"), warmup=0, repeats=1, target_s=0.0)
+    nets = [latency._backbone(a) for a in sample_archs("damofd-mb", 2, seed=3)]
+    times = latency._rounds_ms(runner, nets, (64, 48), rounds=3)
+    assert len(exports) == 2 and [len(t) for t in times] == [3, 3] and all(v > 0 for t in times for v in t)
+
+
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     """A real table of the 0.5G space at a small size (fast), measured on this machine."""

@@ -438,20 +438,27 @@ class _Runner:
             return _median_ms(lambda: module(*inputs), self.sync, self.warmup, self.repeats, self.target_s)
 
     # onnxruntime ------------------------------------------------------------------------------
-    def _session(self, model_bytes: bytes):
+    def _session(self, model_bytes: bytes, feeds: dict, profile_prefix: Optional[str] = None):
+        """(session, run): one onnxruntime session of this runner's threads, and a call that runs it on
+        ``feeds`` (those of its inputs; a graph that ignores its input has none); ``profile_prefix``:
+        profile every run into a file of that prefix."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.env.threads
         so.inter_op_num_threads = 1
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as pyddsar bench runs it
-        return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+        if profile_prefix is not None:
+            so.enable_profiling = True
+            so.profile_file_prefix = profile_prefix
+        sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+        names = {i.name for i in sess.get_inputs()}
+        feeds = {k: v for k, v in feeds.items() if k in names}
+        return sess, lambda: sess.run(None, feeds)
 
     def _ort_time(self, model_bytes: bytes, feeds: dict) -> float:
-        sess = self._session(model_bytes)
-        names = {i.name for i in sess.get_inputs()}  # a graph that ignores its input has none
-        feeds = {k: v for k, v in feeds.items() if k in names}
-        return _median_ms(lambda: sess.run(None, feeds), self.sync, self.warmup, self.repeats, self.target_s)
+        _, run = self._session(model_bytes, feeds)
+        return _median_ms(run, self.sync, self.warmup, self.repeats, self.target_s)
 
     def _ort_kernel_ms(self, model_bytes: bytes, feeds: dict) -> float:
         """Median over timed runs of the graph's kernel time (onnxruntime's profiler), without its
@@ -462,26 +469,10 @@ class _Runner:
         kernel-time sums 0.76-0.98x."""
         import tempfile
 
-        import onnxruntime as ort
-
         with tempfile.TemporaryDirectory(prefix="pyddsar-ort-") as tmp:
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = self.env.threads
-            so.inter_op_num_threads = 1
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            so.enable_profiling = True
-            so.profile_file_prefix = os.path.join(tmp, "op")
-            sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-            names = {i.name for i in sess.get_inputs()}
-            feeds = {k: v for k, v in feeds.items() if k in names}
-            for _ in range(self.warmup):
-                sess.run(None, feeds)
-            runs, total = 0, 0.0
-            while runs < self.repeats or (total < self.target_s and runs < 4 * self.repeats):
-                t0 = time.perf_counter()
-                sess.run(None, feeds)
-                total += time.perf_counter() - t0
-                runs += 1
+            sess, run = self._session(model_bytes, feeds, profile_prefix=os.path.join(tmp, "op"))
+            # the runs as _ort_time makes them (its wall-clock median unused: the profile holds the kernels)
+            _median_ms(run, self.sync, self.warmup, self.repeats, self.target_s)
             with open(sess.end_profiling()) as f:
                 events = json.load(f)
         return statistics.median(_kernel_ms_per_run(events, skip=self.warmup))

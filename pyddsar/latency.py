@@ -7,6 +7,8 @@ every stage resolution, latencies measured on a grid of channel counts. A backbo
 predicted as ``scale * sum(operations) + offset`` (bilinear between grid points, nothing outside
 them); ``scale`` and ``offset`` are fitted on whole backbones measured when the table is built, and
 the detector's neck and head add their lateral convs (from the same grids) and a measured rest.
+Under onnxruntime on x86 the joins cost nothing of their own (its NCHWc transformer folds each into
+the conv before it; ``_Runner.ort_fuses_joins``), and the table prices them at 0 ms.
 The prediction runs natively (``_core.LatencyTable``), so the search loop measures nothing.
 
 >>> table = build_latency_table("damofd-mb", runtime="torch")      # doctest: +SKIP
@@ -477,6 +479,25 @@ class _Runner:
                 events = json.load(f)
         return statistics.median(_kernel_ms_per_run(events, skip=self.warmup))
 
+    def ort_fuses_joins(self, module, size) -> bool:
+        """Whether onnxruntime runs ``module``'s residual joins inside its convolutions: a profiled
+        run of the whole network has no Add kernel. On x86 CPUs with AVX2 its NCHWc transformer
+        folds relu(conv + shortcut) into the conv before it (a Conv node with the shortcut as a
+        fourth input), which then costs about what the plain conv does: on the 2-core AMD VM
+        (2026-12-04) a 48->48 1x1 conv at 80x60 took 0.131 ms with its sum fused, 0.124 ms without,
+        while the same Add + Relu run as its own graph (where nothing can fuse) took 0.08 ms."""
+        import tempfile
+
+        x = self.torch.randn(1, 3, size[1], size[0], generator=self.torch.Generator().manual_seed(0))
+        with tempfile.TemporaryDirectory(prefix="pyddsar-ort-") as tmp:
+            sess, run = self._session(self._ort_export(module, x), {"input.1": x.numpy()},
+                                      profile_prefix=os.path.join(tmp, "net"))
+            run()
+            with open(sess.end_profiling()) as f:
+                events = json.load(f)
+        ops = {str(e.get("args", {}).get("op_name", "")) for e in events if e.get("cat") == "Node"}
+        return "Conv" in ops and "Add" not in ops
+
     def _ort_export(self, module, example) -> bytes:
         buf = io.BytesIO()
         with warnings.catch_warnings():
@@ -739,12 +760,20 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     if cap <= 0:
         raise ValueError(f"max_flops must be positive, got {max_flops!r}")
     reference_every_s = real(reference_every_s, "reference_every_s", low=0, low_open=True)
+    runner = _Runner(env, warmup, repeats, target_s)
+    # onnxruntime (NCHWc, x86) folds each residual join into the conv before it: the table then
+    # prices joins at nothing instead of timing an Add + Relu graph that a network never runs
+    probe = _arch(space.seed) if space.seed else space.smallest()
+    fused_joins = (env.runtime == "onnxruntime" and any(i[0] == "join" for i in latency_items(probe, size))
+                   and runner.ort_fuses_joins(_backbone(probe), size))
     settings = {"max_flops": cap, "detector": detector, "calibrate": calibrate, "warmup": warmup, "repeats": repeats,
                 "target_s": target_s, "passes": passes, "seed": seed, "reference_every_s": reference_every_s,
                 # how torch tensors are laid out (pyddsar.Detector's); tables of other layouts are not reused
                 "memory_format": "channels_last" if env.runtime == "torch" else "onnxruntime",
                 # how one operation is timed: onnxruntime tables of the wall clock (before 2026-12-04) are not reused
                 "op_timing": "wall" if env.runtime == "torch" else "kernels",
+                # how joins are priced: timed alone, or fused into their conv (0 ms; before 2026-12-04: timed alone)
+                "join_timing": "fused" if fused_joins else "alone",
                 # freed memory kept mapped (pyddsar.heap): tables measured under glibc's defaults are not reused
                 "heap_kept": keep_heap()}
     cache_path = None
@@ -769,6 +798,8 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         op, k, s, a, h, w = key
         for ci in cins:
             for co in couts:
+                if op == "join" and fused_joins:
+                    continue
                 if _op_macs(op, k, s, h, w, ci, co) <= _cap_at(cap, size):
                     points.append((key, ci, co))
     candidates = sample_archs(space, 4 * calibrate, seed=seed + 1, max_flops=cap)
@@ -776,7 +807,6 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     total = passes * len(points) + network_rounds * (calibrate * (2 if detector else 1)
                                                      + (1 if detector and env.runtime == "torch" else 0))
     done = 0
-    runner = _Runner(env, warmup, repeats, target_s)
 
     def tick(what):
         nonlocal done
@@ -800,8 +830,9 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
 
     grids = []
     for key, cins, couts in plan:
-        ms = tuple(measured.get((key, ci, co), float("nan")) for ci in cins for co in couts)
         op, k, s, a, h, w = key
+        unmeasured = 0.0 if op == "join" and fused_joins else float("nan")
+        ms = tuple(measured.get((key, ci, co), unmeasured) for ci in cins for co in couts)
         grids.append(Grid(op, k, s, a, h, w, cins, couts, ms))
     raw = LatencyTable(space.name, size, env, tuple(grids), settings=settings)
     cal = [a for a in candidates if not raw.missing(a, detector=False)][:calibrate]

@@ -473,6 +473,70 @@ def test_onnxruntime_networks_are_exported_once_per_check(monkeypatch):
     assert len(exports) == 2 and [len(t) for t in times] == [3, 3] and all(v > 0 for t in times for v in t)
 
 
+def _optimized_ops(model_bytes, tmp_path):
+    """The op types of the graph onnxruntime runs for ``model_bytes`` (its optimized model saved to
+    disk), as this machine's session would build it."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+
+def test_onnxruntime_join_fusion_is_read_from_the_graph_it_runs(tmp_path):
+    """ort_fuses_joins (from a profiled run) against the optimized graph onnxruntime saves: a
+    backbone's joins are fused exactly when that graph has no Add; a network without convolutions
+    never counts as fused."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from pyddsar.latency import _backbone, _Runner, current_environment
+
+    runner = _Runner(current_environment("cpu", "onnxruntime"), warmup=0, repeats=1, target_s=0.0)
+    net = _backbone(Arch.parse(pyddsar.SPACES["damofd-mb"].seed))
+    x = torch.randn(1, 3, 64, 96)
+    ops = _optimized_ops(runner._ort_export(net, x), tmp_path)
+    assert "Conv" in ops or any("Conv" in o for o in ops)
+    assert runner.ort_fuses_joins(net, (96, 64)) == ("Add" not in ops)
+
+    class NoConv(torch.nn.Module):
+        def forward(self, x):
+            return (x + x).relu()
+
+    assert runner.ort_fuses_joins(NoConv(), (96, 64)) is False
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_onnxruntime_table_prices_fused_joins_at_nothing(monkeypatch, fused):
+    """Where onnxruntime fuses joins, the table times none and prices each at 0 ms, so a backbone's
+    prediction is scale x (its convs' sum) + offset, restated here from plain_ops and the table's own
+    conv lookups; where it does not, joins are timed like every other operation."""
+    pytest.importorskip("onnxruntime")
+    from pyddsar import latency
+
+    machine = _DriftingMachine()
+    machine.install(monkeypatch)
+    monkeypatch.setattr(latency._Runner, "ort_fuses_joins", lambda self, module, size: fused)
+    timed = []
+    real_op = latency._Runner.op_ms
+    monkeypatch.setattr(latency._Runner, "op_ms", lambda self, *key: timed.append(key[0]) or real_op(self, *key))
+    table = build_latency_table("damofd-mb", runtime="onnxruntime", size=(96, 64), calibrate=3, passes=1, cache=None,
+                                detector=None)
+    assert table.settings["join_timing"] == ("fused" if fused else "alone")
+    joins = [v for g in table.grids if g.op == "join" for v in g.ms]
+    assert joins and (all(v == 0.0 for v in joins) if fused else all(v > 0 or math.isnan(v) for v in joins))
+    assert ("join" in timed) is not fused and "conv" in timed and "depthwise" in timed
+    for a in sample_archs("damofd-mb", 5, seed=21):
+        if table.missing(a):
+            continue
+        ops = plain_ops(a, 96, 64)
+        assert any(o[0] == "join" for o in ops)
+        total = sum(table.lookup(*o) for o in ops if not (fused and o[0] == "join"))
+        assert table.predict(a) == pytest.approx(table.scale * total + table.offset_ms, rel=1e-9)
+
+
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     """A real table of the 0.5G space at a small size (fast), measured on this machine."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 import warnings
 
@@ -37,6 +38,10 @@ def _winners(budgets, checks):
                      f"machine's speed {100 * c.adjusted_error:+.1f} %)" for b, c in zip(budgets, checks))
 
 
+def _median(values):
+    return statistics.median(list(values))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="damofd-mb")
@@ -49,6 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--again", type=int, default=20,
                    help="then re-anchor the table (recalibrate_latency_table) and check the winners and this many "
                    "random networks again as detectors (default 20; 0: not)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="then check the winners this many times more (each a check of its own, with the gauge), and "
+                   "report each winner's median error over all its checks (default 3; 0: not)")
     p.add_argument("--out", default="latency-check")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -80,6 +88,14 @@ def main(argv=None) -> int:
             report[of] = {"winners": [c.__dict__ for c in checked[of][0]], "random": [c.__dict__ for c in checked[of][1]],
                           "random_summary": error_summary(checked[of][1])}
         check_s = time.perf_counter() - t1
+        # one check's winner error carries the machine's drift of that minute (this VM: the same
+        # winner's detector measured 24.0 and 21.0 ms in two checks ten minutes apart); the winners
+        # checked again, each time with the gauge, show how much of the error is the prediction's
+        repeated = {of: [checked[of][0]] for of in ("backbone", "detector")}
+        for _ in range(args.repeat):
+            for of in ("backbone", "detector"):
+                repeated[of].append(check_predictions(table, winners, detector=of == "detector", rounds=args.rounds))
+        report["winners_repeated"] = {of: [[c.__dict__ for c in checks] for checks in repeated[of]] for of in repeated}
         # then as a user on a drifting machine would: re-anchor the table, and check the winners and
         # the first `--again` random networks once more, with the re-anchored table's predictions
         again = []
@@ -108,6 +124,13 @@ def main(argv=None) -> int:
         print(_row(f"{of}, random", checked[of][1]))
     for of in ("backbone", "detector"):
         print(f"winners ({of}; budget: predicted / measured):", _winners(budgets, checked[of][0]))
+    if args.repeat:
+        for of in ("backbone", "detector"):
+            per = list(zip(*repeated[of]))  # per winner, its checks in order
+            print(f"winners ({of}) in {len(per[0])} checks, error (at the machine's speed): " + "; ".join(
+                f"{b:.1f} ms: " + ", ".join(f"{100 * c.error:+.0f}" for c in cs) + f" % (median {100 * _median(c.error for c in cs):+.1f} %; "
+                + ", ".join(f"{100 * c.adjusted_error:+.0f}" for c in cs) + f" %, median {100 * _median(c.adjusted_error for c in cs):+.1f} %)"
+                for b, cs in zip(budgets, per)))
     if again:
         print(f"re-anchored (the machine at {report['again']['speed_at_recalibration']:.3f}x the build's time), "
               f"then checked again: winners " + ", ".join(f"{c.predicted_ms:.1f} / {c.measured_ms:.1f} ms "

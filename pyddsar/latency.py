@@ -738,7 +738,8 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
     runtime, threads and settings (None: no cache); a cached table is returned without measuring.
     progress(done, total, what) after every measurement; passes: sweeps over the grid (alternating order),
     the fastest median of each point kept (other processes only ever add time); the whole networks are
-    timed round-robin in max(3, passes) rounds, at the typical speed (``_typical_ms``). reference_every_s: how
+    timed round-robin in max(3, passes) rounds, one after each equal slice of the sweep, at the
+    typical speed (``_typical_ms``). reference_every_s: how
     often the space's seed backbone is timed between the measurements to follow the machine's speed;
     the table records the median and spread of those timings as ``reference`` (a warning when the
     spread is above 30 %: the table then carries that noise)."""
@@ -814,32 +815,22 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         if progress is not None:
             progress(done, total, what)
 
-    speed = _SpeedReference(runner, _arch(space.seed), size, reference_every_s)
-    speed.measure()
-    measured = {}
-    # `passes` sweeps in alternating order, keeping each point's fastest median: contention from
-    # other processes only ever adds time, and a burst of it rarely hits a point twice
-    for p in range(passes):
-        for key, ci, co in (points if p % 2 == 0 else points[::-1]):
+    def tabled(values) -> LatencyTable:
+        """The grids holding ``values[(key, cin, cout)]``, NaN at the points not measured."""
+        grids = []
+        for key, cins, couts in plan:
             op, k, s, a, h, w = key
-            speed.due()
-            v = runner.op_ms(op, k, s, a, h, w, ci, co)
-            measured[(key, ci, co)] = min(v, measured.get((key, ci, co), v))
-            tick(f"{op} k{k} s{s} {ci}->{co} at {w}x{h}")
-    speed.measure()
+            unmeasured = 0.0 if op == "join" and fused_joins else float("nan")
+            grids.append(Grid(op, k, s, a, h, w, cins, couts,
+                              tuple(values.get((key, ci, co), unmeasured) for ci in cins for co in couts)))
+        return LatencyTable(space.name, size, env, tuple(grids), settings=settings)
 
-    grids = []
-    for key, cins, couts in plan:
-        op, k, s, a, h, w = key
-        unmeasured = 0.0 if op == "join" and fused_joins else float("nan")
-        ms = tuple(measured.get((key, ci, co), unmeasured) for ci in cins for co in couts)
-        grids.append(Grid(op, k, s, a, h, w, cins, couts, ms))
-    raw = LatencyTable(space.name, size, env, tuple(grids), settings=settings)
-    cal = [a for a in candidates if not raw.missing(a, detector=False)][:calibrate]
+    # the calibration networks: random ones inside the grids (known before measuring: the points are)
+    planned = tabled({pt: 1.0 for pt in points})
+    cal = [a for a in candidates if not planned.missing(a, detector=False)][:calibrate]
     if len(cal) < calibrate:
         raise ValueError(f"only {len(cal)} of {len(candidates)} random networks lie inside the measured grids; "
                          "give a larger max_flops")
-    # the whole networks, round-robin, at least 3 rounds (their median at the typical speed: _typical_ms)
     modules = [_backbone(a) for a in cal] + ([_detector(a, detector) for a in cal] if detector else [])
     if detector is not None and env.runtime == "torch":
         # the neck and head alone, on the torch runtime (an ONNX graph of constant inputs would be
@@ -855,7 +846,29 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         else:
             tick("neck and head")
 
-    whole = _typical_ms(_rounds_ms(runner, modules, size, network_rounds, each))
+    speed = _SpeedReference(runner, _arch(space.seed), size, reference_every_s)
+    speed.measure()
+    measured = {}
+    # `passes` sweeps in alternating order, keeping each point's fastest median: contention from
+    # other processes only ever adds time, and a burst of it rarely hits a point twice. The whole
+    # networks are timed one round-robin round after each of `network_rounds` slices of the sweep,
+    # so that the calibration, which sets the table's level, spans the build's minutes instead of
+    # its last half-minute (this VM's speed moves by 0.8-1.15x from one minute to the next)
+    sweep = [pt for p in range(passes) for pt in (points if p % 2 == 0 else points[::-1])]
+    cuts = [0] + [round(len(sweep) * (r + 1) / network_rounds) for r in range(network_rounds)]
+    times: List[List[float]] = [[] for _ in modules]
+    for lo, hi in zip(cuts, cuts[1:]):
+        for key, ci, co in sweep[lo:hi]:
+            op, k, s, a, h, w = key
+            speed.due()
+            v = runner.op_ms(op, k, s, a, h, w, ci, co)
+            measured[(key, ci, co)] = min(v, measured.get((key, ci, co), v))
+            tick(f"{op} k{k} s{s} {ci}->{co} at {w}x{h}")
+        for i, t in enumerate(_rounds_ms(runner, modules, size, 1, each)):
+            times[i] += t
+    raw = tabled(measured)
+    # each whole network: its median at the typical speed over the rounds (_typical_ms)
+    whole = _typical_ms(times)
     backbone_ms = whole[:len(cal)]
     det_ms = whole[len(cal):2 * len(cal)]
     neck_head = whole[2 * len(cal)] if len(whole) > 2 * len(cal) else None

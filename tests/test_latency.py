@@ -665,6 +665,30 @@ def test_a_slow_spell_during_the_build_is_recorded_and_warned_about(monkeypatch)
     assert calm.reference["spread"] == 1.0 and calm.reference["timings"] >= 2
 
 
+def test_the_calibration_networks_are_timed_across_the_whole_sweep(monkeypatch):
+    """One round-robin round of the whole networks after each third of the operation sweep (3 rounds),
+    not all rounds at its end: the table's level then spans the build's minutes. The reference
+    network is timed first and last (reference_every_s far beyond the build)."""
+    from itertools import groupby
+
+    from pyddsar import latency
+
+    machine = _DriftingMachine()
+    machine.install(monkeypatch)
+    log = []
+    op, net = latency._Runner.op_ms, latency._Runner.network_ms
+    monkeypatch.setattr(latency._Runner, "op_ms", lambda self, *key: log.append("op") or op(self, *key))
+    monkeypatch.setattr(latency._Runner, "network_ms", lambda self, *a, **k: log.append("net") or net(self, *a, **k))
+    table = build_latency_table("damofd-mb", size=(96, 64), calibrate=3, passes=2, cache=None, reference_every_s=1e9)
+    runs = [(kind, len(list(g))) for kind, g in groupby(log)]
+    modules = 2 * 3 + 1  # backbones, detectors, the neck and head (torch)
+    assert [k for k, _ in runs] == ["net", "op", "net", "op", "net", "op", "net"]
+    assert [n for k, n in runs if k == "net"] == [1, modules, modules, modules + 1]
+    ops = [n for k, n in runs if k == "op"]
+    assert sum(ops) == log.count("op") and max(ops) - min(ops) <= 1
+    assert len(table.calibration["backbone_ms"]) == 3
+
+
 def test_typical_times_are_each_networks_time_at_the_median_speed():
     """_typical_ms against its closed form: when every round runs at its own speed (network i, round r
     takes true_i x s_r), each network comes out at true_i x median(s), whatever the spread of the

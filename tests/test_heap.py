@@ -48,7 +48,9 @@ def test_kept_heap_stops_the_page_faults_of_every_forward_pass(run_python):
         if not r["applied"]:
             pytest.skip("mallopt refused (another allocator is preloaded, e.g. a sanitizer's)")
         assert r["was"] is False and r["again"] is True
-        assert r["kept"] < 20, r
+        # (a few dozen faults can come from the VM itself: its DAMON pageout reclaims idle pages, one
+        # full-suite run on 2026-12-04 saw 37.5 per pass kept against 5,743 under the defaults)
+        assert r["kept"] < 100, r
         seen.append(r)
         if r["default"] > 1000:  # 24 MB of activations mapped again each time
             break

@@ -469,15 +469,21 @@ class _Runner:
         blocked layout and back, which a whole network does once; on the 2-core AMD VM (2026-12-04)
         the wall-clock sums of four random backbones' operations were 1.6-2.7x the backbones, their
         kernel-time sums 0.76-0.98x."""
+        # the runs as _ort_time makes them (its wall-clock median unused: the profile holds the kernels)
+        events = self._ort_profile(model_bytes, feeds,
+                                   lambda run: _median_ms(run, self.sync, self.warmup, self.repeats, self.target_s))
+        return statistics.median(_kernel_ms_per_run(events, skip=self.warmup))
+
+    def _ort_profile(self, model_bytes: bytes, feeds: dict, drive: Callable[[Callable[[], object]], object]) -> List[dict]:
+        """The profile events (onnxruntime's JSON) of one session of ``model_bytes`` on ``feeds``,
+        after ``drive(run)`` has run it as it wants."""
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="pyddsar-ort-") as tmp:
-            sess, run = self._session(model_bytes, feeds, profile_prefix=os.path.join(tmp, "op"))
-            # the runs as _ort_time makes them (its wall-clock median unused: the profile holds the kernels)
-            _median_ms(run, self.sync, self.warmup, self.repeats, self.target_s)
+            sess, run = self._session(model_bytes, feeds, profile_prefix=os.path.join(tmp, "profile"))
+            drive(run)
             with open(sess.end_profiling()) as f:
-                events = json.load(f)
-        return statistics.median(_kernel_ms_per_run(events, skip=self.warmup))
+                return json.load(f)
 
     def ort_fuses_joins(self, module, size) -> bool:
         """Whether onnxruntime runs ``module``'s residual joins inside its convolutions: a profiled
@@ -486,15 +492,7 @@ class _Runner:
         fourth input), which then costs about what the plain conv does: on the 2-core AMD VM
         (2026-12-04) a 48->48 1x1 conv at 80x60 took 0.131 ms with its sum fused, 0.124 ms without,
         while the same Add + Relu run as its own graph (where nothing can fuse) took 0.08 ms."""
-        import tempfile
-
-        x = self.torch.randn(1, 3, size[1], size[0], generator=self.torch.Generator().manual_seed(0))
-        with tempfile.TemporaryDirectory(prefix="pyddsar-ort-") as tmp:
-            sess, run = self._session(self._ort_export(module, x), {"input.1": x.numpy()},
-                                      profile_prefix=os.path.join(tmp, "net"))
-            run()
-            with open(sess.end_profiling()) as f:
-                events = json.load(f)
+        events = self._ort_profile(*self._network_onnx(module, size), lambda run: run())
         ops = {str(e.get("args", {}).get("op_name", "")) for e in events if e.get("cat") == "Node"}
         return "Conv" in ops and "Add" not in ops
 
@@ -533,16 +531,23 @@ class _Runner:
     # whole networks ---------------------------------------------------------------------------
     def network_ms(self, module, size, passes: int = 2) -> float:
         """The fastest of `passes` medians (as the table's points are measured)."""
-        torch = self.torch
-        x = torch.randn(1, 3, size[1], size[0], generator=torch.Generator().manual_seed(0))
         if self.env.runtime == "torch":
-            return min(self._torch_time(module, [x]) for _ in range(passes))
-        # exported once per module and size (a check times each network in several rounds)
+            return min(self._torch_time(module, [self._network_input(size)]) for _ in range(passes))
+        model, feeds = self._network_onnx(module, size)
+        return min(self._ort_time(model, feeds) for _ in range(passes))
+
+    def _network_input(self, size):
+        torch = self.torch
+        return torch.randn(1, 3, size[1], size[0], generator=torch.Generator().manual_seed(0))
+
+    def _network_onnx(self, module, size) -> Tuple[bytes, dict]:
+        """(ONNX bytes, feeds) of a whole network on a width x height input, exported once per module
+        and size (a check times each network in several rounds)."""
+        x = self._network_input(size)
         key = (id(module), tuple(size))
         if key not in self._exported:
             self._exported[key] = (module, self._ort_export(module, x))
-        model = self._exported[key][1]
-        return min(self._ort_time(model, {"input.1": x.numpy()}) for _ in range(passes))
+        return self._exported[key][1], {"input.1": x.numpy()}
 
 
 def _kernel_ms_per_run(events: Sequence[dict], skip: int = 0) -> List[float]:
@@ -762,11 +767,11 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         raise ValueError(f"max_flops must be positive, got {max_flops!r}")
     reference_every_s = real(reference_every_s, "reference_every_s", low=0, low_open=True)
     runner = _Runner(env, warmup, repeats, target_s)
+    speed = _SpeedReference(runner, _arch(space.seed) if space.seed else space.smallest(), size, reference_every_s)
     # onnxruntime (NCHWc, x86) folds each residual join into the conv before it: the table then
     # prices joins at nothing instead of timing an Add + Relu graph that a network never runs
-    probe = _arch(space.seed) if space.seed else space.smallest()
-    fused_joins = (env.runtime == "onnxruntime" and any(i[0] == "join" for i in latency_items(probe, size))
-                   and runner.ort_fuses_joins(_backbone(probe), size))
+    fused_joins = (env.runtime == "onnxruntime" and any(i[0] == "join" for i in latency_items(speed.arch, size))
+                   and runner.ort_fuses_joins(speed.module, size))
     settings = {"max_flops": cap, "detector": detector, "calibrate": calibrate, "warmup": warmup, "repeats": repeats,
                 "target_s": target_s, "passes": passes, "seed": seed, "reference_every_s": reference_every_s,
                 # how torch tensors are laid out (pyddsar.Detector's); tables of other layouts are not reused
@@ -846,7 +851,6 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
         else:
             tick("neck and head")
 
-    speed = _SpeedReference(runner, _arch(space.seed), size, reference_every_s)
     speed.measure()
     measured = {}
     # `passes` sweeps in alternating order, keeping each point's fastest median: contention from

@@ -38,6 +38,19 @@ def _winners(budgets, checks):
                      f"machine's speed {100 * c.adjusted_error:+.1f} %)" for b, c in zip(budgets, checks))
 
 
+def _median_row(what, checks_of_each_check):
+    """A row of _row's columns for each network's median over several checks (``[check][network]``):
+    its error that of its median measured time, its adjusted error the median of its adjusted errors."""
+    per = list(zip(*checks_of_each_check))
+    errs = sorted(abs(_median(c.error for c in cs)) for cs in per)
+    adj = sorted(abs(_median(c.adjusted_error for c in cs)) for cs in per)
+    signed = [_median(c.error for c in cs) for cs in per]
+    speeds = "/".join(f"{checks[0].speed:.2f}" for checks in checks_of_each_check if checks and checks[0].speed)
+    p90 = lambda v: v[int(0.9 * (len(v) - 1))]  # as error_summary
+    return (f"| {what} | {len(per)} | {100 * _median(errs):.1f} % | {100 * p90(errs):.1f} % | "
+            f"{100 * statistics.mean(signed):+.1f} % | {speeds} | {100 * _median(adj):.1f} % | {100 * p90(adj):.1f} % |")
+
+
 def _median(values):
     return statistics.median(list(values))
 
@@ -57,6 +70,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3,
                    help="then check the winners this many times more (each a check of its own, with the gauge), and "
                    "report each winner's median error over all its checks (default 3; 0: not)")
+    p.add_argument("--repeat-random", type=int, default=None, metavar="N",
+                   help="check the random networks N times more too, and report the error of each one's median over "
+                   "its checks (default: as --repeat; 0: one check)")
     p.add_argument("--out", default="latency-check")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -91,11 +107,24 @@ def main(argv=None) -> int:
         # one check's winner error carries the machine's drift of that minute (this VM: the same
         # winner's detector measured 24.0 and 21.0 ms in two checks ten minutes apart); the winners
         # checked again, each time with the gauge, show how much of the error is the prediction's
+        # checked again, each time with the gauge, show how much of the error is the prediction's. The
+        # random networks too (--repeat-random): one check reads the machine's speed of its two minutes
+        # (0.81-1.14x the build's in the runs of 2026-12-04/06), the median of four spread over a
+        # quarter of an hour reads its typical speed, as the table's calibration spread over the build does
+        repeat_random = args.repeat if args.repeat_random is None else args.repeat_random
         repeated = {of: [checked[of][0]] for of in ("backbone", "detector")}
-        for _ in range(args.repeat):
+        repeated_random = {of: [checked[of][1]] for of in ("backbone", "detector")}
+        for k in range(max(args.repeat, repeat_random)):
             for of in ("backbone", "detector"):
-                repeated[of].append(check_predictions(table, winners, detector=of == "detector", rounds=args.rounds))
+                nets = (winners if k < args.repeat else []) + (archs if k < repeat_random else [])
+                checks = check_predictions(table, nets, detector=of == "detector", rounds=args.rounds)
+                if k < args.repeat:
+                    repeated[of].append(checks[:len(winners)])
+                if k < repeat_random:
+                    repeated_random[of].append(checks[len(checks) - len(archs):])
         report["winners_repeated"] = {of: [[c.__dict__ for c in checks] for checks in repeated[of]] for of in repeated}
+        report["random_repeated"] = {of: [[c.__dict__ for c in checks] for checks in repeated_random[of]]
+                                     for of in repeated_random}
         # then as a user on a drifting machine would: re-anchor the table, and check the winners and
         # the first `--again` random networks once more, with the re-anchored table's predictions
         again = []
@@ -131,6 +160,12 @@ def main(argv=None) -> int:
                 f"{b:.1f} ms: " + ", ".join(f"{100 * c.error:+.0f}" for c in cs) + f" % (median {100 * _median(c.error for c in cs):+.1f} %; "
                 + ", ".join(f"{100 * c.adjusted_error:+.0f}" for c in cs) + f" %, median {100 * _median(c.adjusted_error for c in cs):+.1f} %)"
                 for b, cs in zip(budgets, per)))
+    if repeat_random:
+        print(f"random networks, each one's median over its {1 + repeat_random} checks:")
+        print("| what | networks | median abs. error | p90 | mean signed | speeds of the checks | median abs. error at the speed | p90 |")
+        print("|---|---|---|---|---|---|---|---|")
+        for of in ("backbone", "detector"):
+            print(_median_row(f"{of}, random", repeated_random[of]))
     if again:
         print(f"re-anchored (the machine at {report['again']['speed_at_recalibration']:.3f}x the build's time), "
               f"then checked again: winners " + ", ".join(f"{c.predicted_ms:.1f} / {c.measured_ms:.1f} ms "

@@ -26,11 +26,18 @@ from pyddsar.latency import (build_latency_table, check_predictions, error_summa
                              sample_archs)
 
 
+def _format_row(what, count, errs, adjusted, mean_signed, speed):
+    """A markdown row of the error tables: ``errs`` and ``adjusted`` sorted absolute errors, their p90
+    indexed as error_summary does."""
+    p90 = lambda v: v[int(0.9 * (len(v) - 1))]
+    return (f"| {what} | {count} | {100 * _median(errs):.1f} % | {100 * p90(errs):.1f} % | "
+            f"{100 * mean_signed:+.1f} % | {speed} | {100 * _median(adjusted):.1f} % | {100 * p90(adjusted):.1f} % |")
+
+
 def _row(what, checks):
     s = error_summary(checks)
-    return (f"| {what} | {s['count']} | {100 * s['median_abs_error']:.1f} % | {100 * s['p90_abs_error']:.1f} % | "
-            f"{100 * s['mean_error']:+.1f} % | {s['speed']:.3f} | {100 * s['median_abs_adjusted_error']:.1f} % | "
-            f"{100 * s['p90_abs_adjusted_error']:.1f} % |")
+    return _format_row(what, s["count"], sorted(abs(c.error) for c in checks), sorted(abs(c.adjusted_error) for c in checks),
+                       s["mean_error"], f"{s['speed']:.3f}")
 
 
 def _winners(budgets, checks):
@@ -42,13 +49,10 @@ def _median_row(what, checks_of_each_check):
     """A row of _row's columns for each network's median over several checks (``[check][network]``):
     its error that of its median measured time, its adjusted error the median of its adjusted errors."""
     per = list(zip(*checks_of_each_check))
-    errs = sorted(abs(_median(c.error for c in cs)) for cs in per)
-    adj = sorted(abs(_median(c.adjusted_error for c in cs)) for cs in per)
     signed = [_median(c.error for c in cs) for cs in per]
+    adjusted = sorted(abs(_median(c.adjusted_error for c in cs)) for cs in per)
     speeds = "/".join(f"{checks[0].speed:.2f}" for checks in checks_of_each_check if checks and checks[0].speed)
-    p90 = lambda v: v[int(0.9 * (len(v) - 1))]  # as error_summary
-    return (f"| {what} | {len(per)} | {100 * _median(errs):.1f} % | {100 * p90(errs):.1f} % | "
-            f"{100 * statistics.mean(signed):+.1f} % | {speeds} | {100 * _median(adj):.1f} % | {100 * p90(adj):.1f} % |")
+    return _format_row(what, len(per), sorted(abs(e) for e in signed), adjusted, statistics.mean(signed), speeds)
 
 
 def _median(values):
@@ -106,7 +110,6 @@ def main(argv=None) -> int:
         check_s = time.perf_counter() - t1
         # one check's winner error carries the machine's drift of that minute (this VM: the same
         # winner's detector measured 24.0 and 21.0 ms in two checks ten minutes apart); the winners
-        # checked again, each time with the gauge, show how much of the error is the prediction's
         # checked again, each time with the gauge, show how much of the error is the prediction's. The
         # random networks too (--repeat-random): one check reads the machine's speed of its two minutes
         # (0.81-1.14x the build's in the runs of 2026-12-04/06), the median of four spread over a

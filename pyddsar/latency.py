@@ -43,8 +43,13 @@ VERSION = 1
 OPS = ("conv", "depthwise", "join")
 RUNTIMES = ("torch", "onnxruntime")
 #: Channel counts measured between the smallest and largest a space uses (interpolated between).
-CHANNEL_GRID = (8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048,
-                3072, 4096, 6144, 8192)
+#: Every multiple of 8 up to 128: both runtimes' CPU kernels work in blocks of 16 channels here (AVX-512;
+#: onnxruntime's NCHWc, oneDNN's nChw16c), so 40 or 72 channels cost more than the straight line
+#: between 32 and 48 or 64 and 96 says (on the 2-core AMD VM, 2026-12-07, at 160x120: onnxruntime's
+#: 1x1 convs 1.16-1.36x, depthwise 1.14-1.30x; torch's up to 1.23x), and networks of such widths were
+#: priced too low against those of multiples of 16.
+CHANNEL_GRID = (8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 160, 192, 256, 320, 384, 512,
+                640, 768, 1024, 1280, 1536, 2048, 3072, 4096, 6144, 8192)
 #: The detector of each space when none is named: the DamoFD preset of the space's budget.
 DETECTOR_LEVELS = (2, 3, 4)  # the neck takes C3..C5, the outputs of blocks 2..4
 
@@ -774,6 +779,8 @@ def build_latency_table(space="damofd-mb", device: str = "cpu", runtime: str = "
                    and runner.ort_fuses_joins(speed.module, size))
     settings = {"max_flops": cap, "detector": detector, "calibrate": calibrate, "warmup": warmup, "repeats": repeats,
                 "target_s": target_s, "passes": passes, "seed": seed, "reference_every_s": reference_every_s,
+                # the channel points measured (tables of a coarser grid, before 2026-12-07, are not reused)
+                "channel_grid": list(CHANNEL_GRID),
                 # how torch tensors are laid out (pyddsar.Detector's); tables of other layouts are not reused
                 "memory_format": "channels_last" if env.runtime == "torch" else "onnxruntime",
                 # how one operation is timed: onnxruntime tables of the wall clock (before 2026-12-04) are not reused

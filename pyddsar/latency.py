@@ -48,8 +48,8 @@ RUNTIMES = ("torch", "onnxruntime")
 #: between 32 and 48 or 64 and 96 says (on the 2-core AMD VM, 2026-12-07, at 160x120: onnxruntime's
 #: 1x1 convs 1.16-1.36x, depthwise 1.14-1.30x; torch's up to 1.23x), and networks of such widths were
 #: priced too low against those of multiples of 16.
-CHANNEL_GRID = (8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 160, 192, 256, 320, 384, 512,
-                640, 768, 1024, 1280, 1536, 2048, 3072, 4096, 6144, 8192)
+CHANNEL_GRID = tuple(range(8, 129, 8)) + (160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 3072,
+                                          4096, 6144, 8192)
 #: The detector of each space when none is named: the DamoFD preset of the space's budget.
 DETECTOR_LEVELS = (2, 3, 4)  # the neck takes C3..C5, the outputs of blocks 2..4
 

@@ -673,16 +673,16 @@ def test_a_cost_that_steps_every_16_channels_is_read_exactly_at_the_spaces_width
     by whole blocks, the built table returns the true cost of every operation of 40 random networks
     whose channels are at most 128 (all multiples of 8 there are grid points), and would not if
     40, 56, ... were interpolated."""
-    from pyddsar import latency
-
     def blocks(c):
         return -(-c // 16) * 16
 
-    def true_op(op, kernel, stride, act, h, w, cin, cout):
+    def blocked_cost(op, kernel, stride, act, h, w, cin, cout):
         return 0.01 + 1e-6 * h * w * blocks(cin) * blocks(max(cout, 1)) * max(kernel, 1) ** 2 / stride ** 2
 
-    monkeypatch.setattr(latency._Runner, "op_ms", lambda self, *key: true_op(*key))
-    monkeypatch.setattr(latency._Runner, "network_ms", lambda self, module, size, passes=2: 5.0)
+    class BlockedMachine(_DriftingMachine):  # steady (no slow window), every operation costs by whole blocks
+        true_op = staticmethod(blocked_cost)
+
+    BlockedMachine().install(monkeypatch)
     size = (96, 64)
     table = build_latency_table("damofd-mb", size=size, calibrate=3, passes=1, cache=None, detector=None)
     checked = off_block = 0
@@ -690,7 +690,7 @@ def test_a_cost_that_steps_every_16_channels_is_read_exactly_at_the_spaces_width
         for op, k, s, a, h, w, ci, co in latency_items(arch, size):
             if op == "join" or max(ci, co) > 128:
                 continue
-            assert table.lookup(op, k, s, a, h, w, ci, co) == pytest.approx(true_op(op, k, s, a, h, w, ci, co), rel=1e-12)
+            assert table.lookup(op, k, s, a, h, w, ci, co) == pytest.approx(blocked_cost(op, k, s, a, h, w, ci, co), rel=1e-12)
             checked += 1
             off_block += ci % 16 != 0 or (op == "conv" and co % 16 != 0)
     assert checked > 400 and off_block > 50
